@@ -1,0 +1,643 @@
+//! Configuration: TOML files in `configs/` → [`Config`] (raw, every field documented) →
+//! dotted command-line overrides → [`Config::resolve`] → [`Resolved`] (validated, derived).
+//!
+//! Every invalid value is rejected with a [`ConfigError`] that names the field and says
+//! what is allowed; nothing is clamped silently.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::map::Map;
+use crate::principal::{Curriculum, CurriculumMode, TaxSchedule};
+use crate::reward::RewardForm;
+use crate::rng::probability_threshold;
+use crate::tax::Bracket;
+use crate::types::PlayerTypes;
+use crate::voting::{MajorityVote, MeanVote, MedianVote, SocialChoice};
+use crate::welfare::WelfareSpec;
+
+/// The default map, Melting Pot's `commons_harvest__open` (SPEC §2).
+pub const COMMONS_HARVEST_OPEN: &str =
+    include_str!("../../../configs/maps/commons_harvest_open.txt");
+
+/// Most players a game may have (visibility is a 32-bit mask per player).
+pub const MAX_PLAYERS: u32 = 32;
+
+/// A config value that is not allowed, or a file that cannot be read.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// A field has a value outside its allowed range.
+    #[error("`{field}`: {message}")]
+    Invalid {
+        /// Dotted path of the field.
+        field: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// The TOML does not parse or does not match the schema.
+    #[error("{origin}: {source}")]
+    Parse {
+        /// The file, or "override".
+        origin: String,
+        /// The parser's error (it names the field and the line).
+        source: toml::de::Error,
+    },
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// A whole run's configuration, as written in TOML.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Seed of the run. Player types, spawns, movement order and regrowth all derive from
+    /// it through the counter-based RNG: the same seed gives the same run.
+    /// `0..=2⁶³ − 1` (TOML integers are signed 64-bit).
+    pub seed: u64,
+    /// The world.
+    pub env: EnvConfig,
+    /// Taxes and the principal's action space.
+    pub tax: TaxConfig,
+    /// Player rewards and types.
+    pub reward: RewardConfig,
+    /// Voting on the principal's objective.
+    pub vote: VoteConfig,
+    /// How taxes are phased in during training.
+    pub curriculum: CurriculumConfig,
+}
+
+/// The world (SPEC §2).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnvConfig {
+    /// Number of envs stepped in parallel (≥ 1).
+    pub num_envs: u32,
+    /// Number of players n (1..=32, at most the map's spawn cells).
+    pub players: u32,
+    /// Steps per episode; a multiple of `tax.period`. The world resets after it.
+    pub episode_len: u32,
+    /// The map as ASCII art (`W` wall, `A` apple, `P` spawn, `Q` inside spawn, space
+    /// floor). Give either `map` or `map_file`.
+    pub map: Option<String>,
+    /// A file holding the map, relative to the config file. Give either `map` or
+    /// `map_file`; with neither, Melting Pot's `commons_harvest__open` is used.
+    pub map_file: Option<PathBuf>,
+    /// Regrowth counts live apples within this Euclidean radius (1..=5; 2 = SPEC).
+    pub regrowth_radius: u32,
+    /// Regrowth probability per step of an empty apple cell with k live neighbours, for
+    /// k = 0, 1, …; the last entry applies to all larger counts. Each in [0, 1].
+    pub regrowth_probabilities: Vec<f64>,
+}
+
+/// Taxes (SPEC §4).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaxConfig {
+    /// Whether taxes exist at all. `false` turns every settlement off, whatever the
+    /// curriculum says.
+    pub enabled: bool,
+    /// Inclusive brackets `[lo, hi]` of apples per tax period, increasing and disjoint,
+    /// `lo ≥ 1`. One principal head per bracket.
+    pub brackets: Vec<[u32; 2]>,
+    /// Steps per tax period (≥ 1). The principal decides on the first step of a period;
+    /// taxes are settled on its last.
+    pub period: u32,
+    /// Reset every rate to 0 at each episode start (default: rates persist).
+    pub reset_rates_each_episode: bool,
+    /// The L∞ divergence bound δ on rate changes between decisions, in [0, 1] and a
+    /// multiple of 0.1; absent = unconstrained.
+    pub max_rate_change: Option<f64>,
+}
+
+/// Player rewards and types (SPEC §4).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RewardConfig {
+    /// `paper` (eq. 8, taxed social term) or `released_code` (trust-weighted, untaxed
+    /// social term).
+    pub form: RewardForm,
+    /// Fixed selfishness σᵢ per player, each in [0, 1] (stored to 1/256). Absent: drawn
+    /// from U[0, 1] once per run from the seed.
+    pub selfishness: Option<Vec<f64>>,
+    /// Fixed trust βᵢ per player (released-code form), each in [0, 1]. Absent: drawn.
+    pub trust: Option<Vec<f64>>,
+}
+
+/// Voting (SPEC §1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VoteConfig {
+    /// The social choice function.
+    pub social_choice: SocialChoiceSpec,
+    /// Tax periods per voting round (≥ 1). Rounds are online: a new round continues from
+    /// the world as it is; only an episode end resets the world.
+    pub round_periods: u32,
+}
+
+/// A social choice function as written in a config.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SocialChoiceSpec {
+    /// η = mean(σ) (the paper's default).
+    Mean,
+    /// η = median(σ).
+    Median,
+    /// Majority between two objectives: σᵢ ≥ `threshold` votes for `first`.
+    Majority {
+        /// The objective of the players at or above the threshold.
+        first: WelfareSpec,
+        /// The objective of the others.
+        second: WelfareSpec,
+        /// The threshold in [0, 1].
+        threshold: f64,
+    },
+    /// No vote: a fixed objective.
+    Fixed {
+        /// The objective.
+        welfare: WelfareSpec,
+    },
+}
+
+/// The tax curriculum (SPEC §4).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CurriculumConfig {
+    /// `rate_cap` (AI Economist two phases), `transfer_multiplier` (released code) or
+    /// `none`.
+    pub mode: CurriculumMode,
+    /// Episodes of phase 1: players learn with taxes off, principal frozen (`rate_cap`).
+    pub phase1_episodes: u64,
+    /// Episodes over which the rate cap (or the transfer multiplier) rises from 0.1 to 1.0.
+    pub anneal_episodes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            env: EnvConfig::default(),
+            tax: TaxConfig::default(),
+            reward: RewardConfig::default(),
+            vote: VoteConfig::default(),
+            curriculum: CurriculumConfig::default(),
+        }
+    }
+}
+
+impl Default for EnvConfig {
+    fn default() -> Self {
+        Self {
+            num_envs: 1024,
+            players: 7,
+            episode_len: 1000,
+            map: None,
+            map_file: None,
+            regrowth_radius: 2,
+            regrowth_probabilities: vec![0.0, 0.0025, 0.005, 0.025],
+        }
+    }
+}
+
+impl Default for TaxConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            brackets: vec![[1, 10], [11, 20], [21, 10_000]],
+            period: 50,
+            reset_rates_each_episode: false,
+            max_rate_change: None,
+        }
+    }
+}
+
+impl Default for RewardConfig {
+    fn default() -> Self {
+        Self {
+            form: RewardForm::Paper,
+            selfishness: None,
+            trust: None,
+        }
+    }
+}
+
+impl Default for VoteConfig {
+    fn default() -> Self {
+        Self {
+            social_choice: SocialChoiceSpec::Mean,
+            round_periods: 20,
+        }
+    }
+}
+
+impl Default for CurriculumConfig {
+    fn default() -> Self {
+        Self {
+            mode: CurriculumMode::RateCap,
+            phase1_episodes: 1000,
+            anneal_episodes: 4000,
+        }
+    }
+}
+
+/// Sets `key.path = value` in a TOML table; `value` is read as a TOML value (`3`, `0.5`,
+/// `true`, `[1, 2]`, `"text"`), and as a plain string when it is not one.
+pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), ConfigError> {
+    let (key, raw) = assignment.split_once('=').ok_or_else(|| {
+        invalid(
+            assignment,
+            "an override must look like `section.field=value`",
+        )
+    })?;
+    let key = key.trim();
+    let raw = raw.trim();
+    let value = match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").expect("the key just written"),
+        Err(_) => toml::Value::String(raw.to_owned()),
+    };
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts
+        .pop()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| invalid(key, "empty key"))?;
+    let mut node = table;
+    for part in parts {
+        node = node
+            .entry(part)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| invalid(key, format!("`{part}` is not a section")))?;
+    }
+    node.insert(last.to_owned(), value);
+    Ok(())
+}
+
+impl Config {
+    /// Reads a config file and applies overrides. `map_file` is made relative to the
+    /// file's directory.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Self::from_toml(&text, overrides, &path.display().to_string())?;
+        if let Some(file) = &config.env.map_file
+            && file.is_relative()
+        {
+            config.env.map_file = Some(path.parent().unwrap_or(Path::new(".")).join(file));
+        }
+        Ok(config)
+    }
+
+    /// Parses TOML text and applies overrides; `origin` names the text in errors.
+    pub fn from_toml(text: &str, overrides: &[String], origin: &str) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = text.parse().map_err(|source| ConfigError::Parse {
+            origin: origin.to_owned(),
+            source,
+        })?;
+        for o in overrides {
+            apply_override(&mut table, o)?;
+        }
+        Self::deserialize(table).map_err(|source| ConfigError::Parse {
+            origin: if overrides.is_empty() {
+                origin.to_owned()
+            } else {
+                format!("{origin} with overrides")
+            },
+            source,
+        })
+    }
+
+    /// The config as TOML, with the map inlined so the file stands alone.
+    #[must_use]
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a config always serialises")
+    }
+
+    /// Validates the config and derives everything the engines need.
+    pub fn resolve(&self) -> Result<Resolved, ConfigError> {
+        let e = &self.env;
+        let map_text = match (&e.map, &e.map_file) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "env.map",
+                    "give either `map` or `map_file`, not both",
+                ));
+            }
+            (Some(text), None) => text.clone(),
+            (None, Some(path)) => {
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            (None, None) => COMMONS_HARVEST_OPEN.to_owned(),
+        };
+        if !(1..=5).contains(&e.regrowth_radius) {
+            return Err(invalid(
+                "env.regrowth_radius",
+                format!("{} is outside 1..=5", e.regrowth_radius),
+            ));
+        }
+        let map = Map::parse(&map_text, e.regrowth_radius)
+            .map_err(|err| invalid("env.map", err.to_string()))?;
+        if e.num_envs == 0 {
+            return Err(invalid("env.num_envs", "must be at least 1"));
+        }
+        if !(1..=MAX_PLAYERS).contains(&e.players) {
+            return Err(invalid(
+                "env.players",
+                format!("{} is outside 1..={MAX_PLAYERS}", e.players),
+            ));
+        }
+        if e.players as usize > map.spawn_capacity() {
+            return Err(invalid(
+                "env.players",
+                format!(
+                    "{} players but the map has only {} spawn cells ('P' and 'Q')",
+                    e.players,
+                    map.spawn_capacity()
+                ),
+            ));
+        }
+        if e.regrowth_probabilities.is_empty() {
+            return Err(invalid(
+                "env.regrowth_probabilities",
+                "needs at least one entry",
+            ));
+        }
+        for (i, &p) in e.regrowth_probabilities.iter().enumerate() {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(invalid(
+                    &format!("env.regrowth_probabilities[{i}]"),
+                    format!("{p} is outside [0, 1]"),
+                ));
+            }
+        }
+        let t = &self.tax;
+        if t.period == 0 {
+            return Err(invalid("tax.period", "must be at least 1"));
+        }
+        if e.episode_len == 0 || e.episode_len % t.period != 0 {
+            return Err(invalid(
+                "env.episode_len",
+                format!(
+                    "{} must be a positive multiple of tax.period ({})",
+                    e.episode_len, t.period
+                ),
+            ));
+        }
+        if t.brackets.is_empty() || t.brackets.len() > 8 {
+            return Err(invalid("tax.brackets", "needs 1..=8 brackets"));
+        }
+        let mut brackets = Vec::with_capacity(t.brackets.len());
+        for (i, &[lo, hi]) in t.brackets.iter().enumerate() {
+            let field = format!("tax.brackets[{i}]");
+            if lo == 0 || lo > hi {
+                return Err(invalid(
+                    &field,
+                    format!("[{lo}, {hi}] must satisfy 1 ≤ lo ≤ hi"),
+                ));
+            }
+            if let Some(prev) = brackets.last().map(|b: &Bracket| b.hi)
+                && lo <= prev
+            {
+                return Err(invalid(
+                    &field,
+                    format!("brackets must increase: lo {lo} is not above the previous hi {prev}"),
+                ));
+            }
+            brackets.push(Bracket { lo, hi });
+        }
+        let max_rate_change_tenths = match t.max_rate_change {
+            None => None,
+            Some(d) => {
+                let tenths = (d * 10.0).round();
+                if !(0.0..=1.0).contains(&d) || (d * 10.0 - tenths).abs() > 1e-9 {
+                    return Err(invalid(
+                        "tax.max_rate_change",
+                        format!("{d} must be a multiple of 0.1 in [0, 1]"),
+                    ));
+                }
+                Some(tenths as u32)
+            }
+        };
+        let n = e.players as usize;
+        let types_from = |field: &str,
+                          given: &Option<Vec<f64>>,
+                          drawn: Vec<u32>|
+         -> Result<Vec<u32>, ConfigError> {
+            let Some(values) = given else {
+                return Ok(drawn);
+            };
+            if values.len() != n {
+                return Err(invalid(
+                    field,
+                    format!("has {} values for {n} players", values.len()),
+                ));
+            }
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    if (0.0..=1.0).contains(&v) {
+                        Ok(PlayerTypes::quantise(v))
+                    } else {
+                        Err(invalid(
+                            &format!("{field}[{i}]"),
+                            format!("{v} is outside [0, 1]"),
+                        ))
+                    }
+                })
+                .collect()
+        };
+        let drawn = PlayerTypes::draw(self.seed, n);
+        let types = PlayerTypes {
+            selfishness: types_from(
+                "reward.selfishness",
+                &self.reward.selfishness,
+                drawn.selfishness,
+            )?,
+            trust: types_from("reward.trust", &self.reward.trust, drawn.trust)?,
+        };
+        let bound = self.reward.form.numerator_bound(e.players, t.period);
+        if bound > i32::MAX as i64 {
+            return Err(invalid(
+                "tax.period",
+                format!(
+                    "with {} players, tax periods of {} steps and the {:?} reward form, rewards leave the exact 32-bit range; use fewer players or shorter periods",
+                    e.players, t.period, self.reward.form
+                ),
+            ));
+        }
+        if self.vote.round_periods == 0 {
+            return Err(invalid("vote.round_periods", "must be at least 1"));
+        }
+        let check_welfare = |field: &str, w: &WelfareSpec| match *w {
+            WelfareSpec::Interpolated { eta } if !(0.0..=1.0).contains(&eta) => {
+                Err(invalid(field, format!("eta {eta} is outside [0, 1]")))
+            }
+            WelfareSpec::PMean { p } if !p.is_finite() => Err(invalid(field, "p must be finite")),
+            _ => Ok(()),
+        };
+        let social_choice: Box<dyn SocialChoice> = match self.vote.social_choice {
+            SocialChoiceSpec::Mean => Box::new(MeanVote),
+            SocialChoiceSpec::Median => Box::new(MedianVote),
+            SocialChoiceSpec::Majority {
+                first,
+                second,
+                threshold,
+            } => {
+                check_welfare("vote.social_choice.first", &first)?;
+                check_welfare("vote.social_choice.second", &second)?;
+                if !(0.0..=1.0).contains(&threshold) {
+                    return Err(invalid(
+                        "vote.social_choice.threshold",
+                        format!("{threshold} is outside [0, 1]"),
+                    ));
+                }
+                Box::new(MajorityVote {
+                    first: first.welfare(),
+                    second: second.welfare(),
+                    threshold: PlayerTypes::quantise(threshold),
+                })
+            }
+            SocialChoiceSpec::Fixed { welfare } => {
+                check_welfare("vote.social_choice.welfare", &welfare)?;
+                Box::new(FixedChoice(welfare))
+            }
+        };
+        let c = &self.curriculum;
+        let curriculum = Curriculum {
+            mode: if t.enabled {
+                c.mode
+            } else {
+                CurriculumMode::None
+            },
+            phase1_episodes: c.phase1_episodes,
+            anneal_episodes: c.anneal_episodes,
+        };
+        let game = Game {
+            players: e.players,
+            episode_len: e.episode_len,
+            tax_period: t.period,
+            round_periods: self.vote.round_periods,
+            regrowth_thresholds: e
+                .regrowth_probabilities
+                .iter()
+                .map(|&p| probability_threshold(p))
+                .collect(),
+            brackets,
+            reward_form: self.reward.form,
+            reward_scale: self.reward.form.scale(e.players),
+            types,
+            max_rate_change_tenths,
+            reset_rates_each_episode: t.reset_rates_each_episode,
+            run_key: crate::rng::run_key(self.seed),
+            map,
+        };
+        let mut config = self.clone();
+        config.env.map = Some(map_text);
+        config.env.map_file = None;
+        Ok(Resolved {
+            config,
+            num_envs: e.num_envs,
+            game,
+            social_choice,
+            curriculum,
+            tax_enabled: t.enabled,
+        })
+    }
+}
+
+#[derive(Debug)]
+struct FixedChoice(WelfareSpec);
+
+impl SocialChoice for FixedChoice {
+    fn choose(&self, _reports: &[u32], _principal_type: Option<u32>) -> crate::welfare::Welfare {
+        self.0.welfare()
+    }
+}
+
+/// The static description of one game, shared by every env of a batch and by every
+/// engine (CPU and GPU).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Game {
+    /// The map and its tables.
+    pub map: Map,
+    /// n.
+    pub players: u32,
+    /// Steps per episode.
+    pub episode_len: u32,
+    /// Steps per tax period.
+    pub tax_period: u32,
+    /// Tax periods per voting round.
+    pub round_periods: u32,
+    /// `draw < regrowth_thresholds[min(k, len − 1)]` regrows a cell with k live neighbours.
+    pub regrowth_thresholds: Vec<u32>,
+    /// The tax brackets.
+    pub brackets: Vec<Bracket>,
+    /// The reward form.
+    pub reward_form: RewardForm,
+    /// `1 / reward denominator`.
+    pub reward_scale: f32,
+    /// The players' fixed types.
+    pub types: PlayerTypes,
+    /// The L∞ bound on rate changes, in tenths.
+    pub max_rate_change_tenths: Option<u32>,
+    /// Reset rates to 0 at each episode start.
+    pub reset_rates_each_episode: bool,
+    /// [`crate::rng::run_key`] of the seed.
+    pub run_key: u32,
+}
+
+/// A validated config with everything derived from it.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The config as it was resolved (map inlined): write it beside a run's outputs.
+    pub config: Config,
+    /// Envs per batch.
+    pub num_envs: u32,
+    /// The game.
+    pub game: Game,
+    /// The social choice function.
+    pub social_choice: Box<dyn SocialChoice>,
+    /// The tax curriculum.
+    pub curriculum: Curriculum,
+    /// `tax.enabled`.
+    pub tax_enabled: bool,
+}
+
+impl Resolved {
+    /// The tax parameters after `episode` completed episodes.
+    #[must_use]
+    pub fn schedule(&self, episode: u64) -> TaxSchedule {
+        if self.tax_enabled {
+            self.curriculum.at(episode)
+        } else {
+            TaxSchedule::OFF
+        }
+    }
+
+    /// The objective the players' vote selects (types are fixed per run, so every round
+    /// votes the same way unless the social choice function looks at more).
+    #[must_use]
+    pub fn vote(&self) -> crate::welfare::Welfare {
+        self.social_choice
+            .choose(&self.game.types.selfishness, None)
+    }
+}

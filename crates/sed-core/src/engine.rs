@@ -1,0 +1,908 @@
+//! The batched CPU engine: steps N envs in parallel over structure-of-arrays buffers.
+//!
+//! # Buffers (the layout `sed-gpu` uses too)
+//!
+//! Every buffer is one flat array indexed `[env][…]`; per-env scalars are `u32` so a GPU
+//! binds each as `array<u32>` (byte buffers as packed words). See [`Layout`] for strides.
+//!
+//! * [`State`], owned by the caller: `tick`, `t`, `pose` (`cell << 2 | facing` per
+//!   player), `apples` (bitset over apple cells), `period_income` (raw apples this tax
+//!   period), `period_net` (after-tax apples this period, in apple units), `round_apples`
+//!   (raw apples this voting round), `rates` (tenths per bracket) and `stats` ([`crate::stats`]).
+//! * [`Actions`], written by the caller before each step: one action per player, one
+//!   choice per bracket head (read on decision steps only).
+//! * [`Outputs`], written by the engine: `obs`, `final_obs` (the last observation of an
+//!   episode, written only on the step it ends), `principal_map`, `principal_features`,
+//!   `reward`, `principal_reward`, `terminated`, `truncated` and `flags` ([`flags`]).
+//!
+//! # One step of one env (SPEC §2–4)
+//!
+//! 1. On a decision step (`t ≡ 0 mod tax_period`): a new voting round clears
+//!    `round_apples`; the period accumulators clear; the principal's choices set the rates.
+//! 2. Players act one at a time in a fresh random order; a move succeeds when its target
+//!    is on the grid, not a wall and holds no player at that moment; entering a live apple
+//!    eats it.
+//! 3. Every empty apple cell not eaten this step regrows with probability
+//!    `p[min(k, len − 1)]`, k its live neighbours after eating; an apple regrowing under a
+//!    player is eaten by it at once.
+//! 4. On the last step of a period taxes are settled; rewards and the principal's
+//!    welfare-delta reward are computed.
+//! 5. `t` advances; at `episode_len` the env is truncated, its final observation saved,
+//!    and it resets (rates persist unless configured otherwise).
+//! 6. Observations are written.
+
+use rayon::prelude::*;
+use thiserror::Error;
+
+use crate::config::{Game, MAX_PLAYERS};
+use crate::map::{Map, Tile};
+use crate::obs::{self, OBS_STRIDE, WINDOW_CELLS, bits};
+use crate::principal::{self, CHOICES, TaxSchedule};
+use crate::reward::{apple_unit, exact_f32};
+use crate::rng::{self, Stream, stream};
+use crate::stats;
+use crate::tax;
+use crate::types::{Action, Pose, facing};
+use crate::welfare::Welfare;
+
+/// Bits of [`Outputs::flags`]: boundaries inside and at the end of an episode.
+pub mod flags {
+    /// The next step is a principal decision step (a tax period starts).
+    pub const DECISION_NEXT: u32 = 1 << 0;
+    /// Taxes were settled this step (a tax period ended; the principal's reward is set).
+    pub const PERIOD_END: u32 = 1 << 1;
+    /// A voting round ended this step: vote before the next step.
+    pub const ROUND_END: u32 = 1 << 2;
+    /// The episode ended this step (the env was truncated and reset).
+    pub const EPISODE_END: u32 = 1 << 3;
+}
+
+/// Sizes and strides of every buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Envs.
+    pub num_envs: usize,
+    /// Players per env.
+    pub players: usize,
+    /// Tax brackets (principal heads).
+    pub brackets: usize,
+    /// `u32` words of the apple bitset per env.
+    pub apple_words: usize,
+    /// Bytes of one player's observation ([`OBS_STRIDE`]).
+    pub obs_stride: usize,
+    /// Bytes of the principal's map per env (cells rounded up to a multiple of 4).
+    pub map_stride: usize,
+    /// Floats of the principal's features per env.
+    pub principal_features: usize,
+    /// Words of statistics per env.
+    pub stats: usize,
+}
+
+impl Layout {
+    /// The layout of `num_envs` envs of `game`.
+    #[must_use]
+    pub fn new(game: &Game, num_envs: usize) -> Self {
+        let players = game.players as usize;
+        Self {
+            num_envs,
+            players,
+            brackets: game.brackets.len(),
+            apple_words: game.map.apples().div_ceil(32),
+            obs_stride: OBS_STRIDE,
+            map_stride: game.map.cells().next_multiple_of(4),
+            principal_features: obs::principal_features(players, game.brackets.len()),
+            stats: stats::len(players),
+        }
+    }
+}
+
+/// Per-env state of a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct State {
+    /// Steps taken since the run started (the RNG counter).
+    pub tick: Vec<u32>,
+    /// Step within the episode.
+    pub t: Vec<u32>,
+    /// Player poses, `[env][player]`.
+    pub pose: Vec<u32>,
+    /// Live-apple bitset, `[env][word]`.
+    pub apples: Vec<u32>,
+    /// Raw apples this tax period, `[env][player]`.
+    pub period_income: Vec<u32>,
+    /// After-tax apples this tax period in apple units, `[env][player]`.
+    pub period_net: Vec<i32>,
+    /// Raw apples this voting round, `[env][player]`.
+    pub round_apples: Vec<u32>,
+    /// Tax rates in tenths, `[env][bracket]`.
+    pub rates: Vec<u32>,
+    /// Episode statistics, `[env][stats::len(n)]`.
+    pub stats: Vec<u32>,
+}
+
+/// What the engine writes each step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outputs {
+    /// Player observations, `[env][player][OBS_STRIDE]`.
+    pub obs: Vec<u8>,
+    /// Observations at the end of an episode, written only on the step an env ends.
+    pub final_obs: Vec<u8>,
+    /// The principal's map, `[env][map_stride]`.
+    pub principal_map: Vec<u8>,
+    /// The principal's features, `[env][principal_features]`.
+    pub principal_features: Vec<f32>,
+    /// Player rewards, `[env][player]`.
+    pub reward: Vec<f32>,
+    /// The principal's reward (non-zero only on period ends), `[env]`.
+    pub principal_reward: Vec<f32>,
+    /// 1 when the env reached a terminal state (never, in this game), `[env]`.
+    pub terminated: Vec<u32>,
+    /// 1 when the episode was cut at its length, `[env]`.
+    pub truncated: Vec<u32>,
+    /// [`flags`] bits, `[env]`.
+    pub flags: Vec<u32>,
+}
+
+/// What the policies chose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actions {
+    /// Player actions `0..7`, `[env][player]`.
+    pub players: Vec<u32>,
+    /// Principal choices `0..12` per bracket head, `[env][bracket]`.
+    pub principal: Vec<u32>,
+}
+
+/// Parameters that may change between steps without recompiling anything: the tax
+/// schedule of the curriculum and the objective the vote chose.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepParams {
+    /// Tax parameters.
+    pub schedule: TaxSchedule,
+    /// The principal's objective.
+    pub welfare: Welfare,
+}
+
+/// Invalid input to a step.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum EngineError {
+    /// A player action outside `0..7`.
+    #[error("env {env}, player {player}: action {value} is outside 0..7")]
+    PlayerAction {
+        /// Env.
+        env: usize,
+        /// Player.
+        player: usize,
+        /// The value.
+        value: u32,
+    },
+    /// A principal choice outside `0..12`.
+    #[error("env {env}, bracket {head}: principal choice {value} is outside 0..12")]
+    PrincipalAction {
+        /// Env.
+        env: usize,
+        /// Bracket head.
+        head: usize,
+        /// The value.
+        value: u32,
+    },
+    /// A buffer of the wrong length.
+    #[error("buffer `{name}` has length {len}, expected {expected}")]
+    BufferLength {
+        /// Buffer.
+        name: &'static str,
+        /// Its length.
+        len: usize,
+        /// Expected.
+        expected: usize,
+    },
+}
+
+/// Padding of the scratch grid, so window gathers need no bounds checks.
+const PAD: i32 = if obs::VIEW_FORWARD > obs::VIEW_SIDE {
+    obs::VIEW_FORWARD
+} else {
+    obs::VIEW_SIDE
+};
+/// Envs per parallel task.
+const BLOCK: usize = 16;
+
+/// The batched engine for one game.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    game: Game,
+    layout: Layout,
+    /// Wall per cell.
+    wall: Vec<bool>,
+    /// Mask of valid bits per apple word.
+    apple_mask: Vec<u32>,
+    /// The padded grid with static bits (walls, out of bounds).
+    base_grid: Vec<u8>,
+    /// Padded-grid index of each map cell.
+    padded_cell: Vec<u32>,
+    /// Padded-grid offsets of the window cells per facing.
+    window: [[i32; WINDOW_CELLS]; 4],
+}
+
+/// One block's slices of every buffer, in the order [`Engine::run`] splits them.
+type BlockParts<'a> = (
+    (
+        &'a mut [u32],
+        &'a mut [u32],
+        &'a mut [u32],
+        &'a mut [u32],
+        &'a mut [u32],
+    ),
+    (&'a mut [i32], &'a mut [u32], &'a mut [u32], &'a mut [u32]),
+    (
+        &'a mut [u8],
+        &'a mut [u8],
+        &'a mut [u8],
+        &'a mut [f32],
+        &'a mut [f32],
+    ),
+    (
+        &'a mut [f32],
+        &'a mut [u32],
+        &'a mut [u32],
+        &'a mut [u32],
+        &'a [u32],
+        &'a [u32],
+    ),
+);
+
+/// Per-task scratch memory.
+struct Scratch {
+    grid: Vec<u8>,
+    snapshot: Vec<u32>,
+    eaten: Vec<u32>,
+}
+
+/// One env's slice of every buffer.
+struct Env<'a> {
+    tick: &'a mut u32,
+    t: &'a mut u32,
+    pose: &'a mut [u32],
+    apples: &'a mut [u32],
+    period_income: &'a mut [u32],
+    period_net: &'a mut [i32],
+    round_apples: &'a mut [u32],
+    rates: &'a mut [u32],
+    stats: &'a mut [u32],
+}
+
+struct EnvOut<'a> {
+    obs: &'a mut [u8],
+    final_obs: &'a mut [u8],
+    principal_map: &'a mut [u8],
+    principal_features: &'a mut [f32],
+    reward: &'a mut [f32],
+    principal_reward: &'a mut f32,
+    terminated: &'a mut u32,
+    truncated: &'a mut u32,
+    flags: &'a mut u32,
+}
+
+#[inline(always)]
+fn bit(words: &[u32], i: u32) -> bool {
+    words[(i >> 5) as usize] >> (i & 31) & 1 == 1
+}
+
+impl Engine {
+    /// An engine for `num_envs` envs of `game`.
+    #[must_use]
+    pub fn new(game: Game, num_envs: usize) -> Self {
+        let layout = Layout::new(&game, num_envs);
+        let map = &game.map;
+        let (rows, cols) = (map.rows as i32, map.cols as i32);
+        let pcols = cols + 2 * PAD;
+        let prows = rows + 2 * PAD;
+        let mut base_grid = vec![bits::OUT_OF_BOUNDS; (prows * pcols) as usize];
+        let mut padded_cell = Vec::with_capacity(map.cells());
+        for r in 0..rows {
+            for c in 0..cols {
+                let p = ((r + PAD) * pcols + c + PAD) as usize;
+                let tile = map.tiles[(r * cols + c) as usize];
+                base_grid[p] = if tile == Tile::Wall { bits::WALL } else { 0 };
+                padded_cell.push(p as u32);
+            }
+        }
+        let mut window = [[0i32; WINDOW_CELLS]; 4];
+        for (f, offsets) in window.iter_mut().enumerate() {
+            for (w, off) in offsets.iter_mut().enumerate() {
+                let (dr, dc) =
+                    obs::window_offset(f as u32, w / obs::WINDOW_COLS, w % obs::WINDOW_COLS);
+                *off = dr * pcols + dc;
+            }
+        }
+        let apple_mask = (0..layout.apple_words)
+            .map(|w| {
+                let valid = map.apples() - w * 32;
+                if valid >= 32 {
+                    u32::MAX
+                } else {
+                    (1u32 << valid) - 1
+                }
+            })
+            .collect();
+        Self {
+            wall: map.tiles.iter().map(|&t| t == Tile::Wall).collect(),
+            apple_mask,
+            base_grid,
+            padded_cell,
+            window,
+            layout,
+            game,
+        }
+    }
+
+    /// The game.
+    #[must_use]
+    pub fn game(&self) -> &Game {
+        &self.game
+    }
+
+    /// The buffer layout.
+    #[must_use]
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Zeroed state buffers (call [`Engine::reset`] before stepping).
+    #[must_use]
+    pub fn new_state(&self) -> State {
+        let l = self.layout;
+        let (e, n) = (l.num_envs, l.players);
+        State {
+            tick: vec![0; e],
+            t: vec![0; e],
+            pose: vec![0; e * n],
+            apples: vec![0; e * l.apple_words],
+            period_income: vec![0; e * n],
+            period_net: vec![0; e * n],
+            round_apples: vec![0; e * n],
+            rates: vec![0; e * l.brackets],
+            stats: vec![0; e * l.stats],
+        }
+    }
+
+    /// Zeroed output buffers.
+    #[must_use]
+    pub fn new_outputs(&self) -> Outputs {
+        let l = self.layout;
+        let (e, n) = (l.num_envs, l.players);
+        Outputs {
+            obs: vec![0; e * n * l.obs_stride],
+            final_obs: vec![0; e * n * l.obs_stride],
+            principal_map: vec![0; e * l.map_stride],
+            principal_features: vec![0.0; e * l.principal_features],
+            reward: vec![0.0; e * n],
+            principal_reward: vec![0.0; e],
+            terminated: vec![0; e],
+            truncated: vec![0; e],
+            flags: vec![0; e],
+        }
+    }
+
+    /// Action buffers filled with NOOP and "keep".
+    #[must_use]
+    pub fn new_actions(&self) -> Actions {
+        let l = self.layout;
+        Actions {
+            players: vec![Action::Noop as u32; l.num_envs * l.players],
+            principal: vec![principal::KEEP; l.num_envs * l.brackets],
+        }
+    }
+
+    /// Starts the run: every env at tick 0 with fresh spawns, full apples, zero rates and
+    /// statistics; writes the first observations.
+    pub fn reset(&self, state: &mut State, out: &mut Outputs) -> Result<(), EngineError> {
+        self.check(state, out, None)?;
+        let actions = self.new_actions();
+        self.run(state, out, &actions, |engine, env, mut e, o, _, scratch| {
+            *e.tick = 0;
+            *e.t = 0;
+            e.period_income.fill(0);
+            e.period_net.fill(0);
+            e.round_apples.fill(0);
+            e.rates.fill(0);
+            e.stats.fill(0);
+            engine.reset_world(env, 0, &mut e);
+            o.reward.fill(0.0);
+            *o.principal_reward = 0.0;
+            *o.terminated = 0;
+            *o.truncated = 0;
+            *o.flags = flags::DECISION_NEXT;
+            engine.write_obs(&e, o.obs, o.principal_map, o.principal_features, scratch);
+        });
+        Ok(())
+    }
+
+    /// Steps every env once.
+    pub fn step(
+        &self,
+        params: &StepParams,
+        actions: &Actions,
+        state: &mut State,
+        out: &mut Outputs,
+    ) -> Result<(), EngineError> {
+        self.check(state, out, Some(actions))?;
+        let n = self.layout.players;
+        if let Some(i) = actions.players.iter().position(|&a| a >= Action::COUNT) {
+            return Err(EngineError::PlayerAction {
+                env: i / n,
+                player: i % n,
+                value: actions.players[i],
+            });
+        }
+        let b = self.layout.brackets;
+        if let Some(i) = actions.principal.iter().position(|&a| a >= CHOICES) {
+            return Err(EngineError::PrincipalAction {
+                env: i / b,
+                head: i % b,
+                value: actions.principal[i],
+            });
+        }
+        self.run(state, out, actions, |engine, env, e, o, a, scratch| {
+            engine.step_env(params, env, e, o, a, scratch);
+        });
+        Ok(())
+    }
+
+    fn check(&self, s: &State, o: &Outputs, a: Option<&Actions>) -> Result<(), EngineError> {
+        let l = self.layout;
+        let (e, n) = (l.num_envs, l.players);
+        let mut lens = vec![
+            ("tick", s.tick.len(), e),
+            ("t", s.t.len(), e),
+            ("pose", s.pose.len(), e * n),
+            ("apples", s.apples.len(), e * l.apple_words),
+            ("period_income", s.period_income.len(), e * n),
+            ("period_net", s.period_net.len(), e * n),
+            ("round_apples", s.round_apples.len(), e * n),
+            ("rates", s.rates.len(), e * l.brackets),
+            ("stats", s.stats.len(), e * l.stats),
+            ("obs", o.obs.len(), e * n * l.obs_stride),
+            ("final_obs", o.final_obs.len(), e * n * l.obs_stride),
+            ("principal_map", o.principal_map.len(), e * l.map_stride),
+            (
+                "principal_features",
+                o.principal_features.len(),
+                e * l.principal_features,
+            ),
+            ("reward", o.reward.len(), e * n),
+            ("principal_reward", o.principal_reward.len(), e),
+            ("terminated", o.terminated.len(), e),
+            ("truncated", o.truncated.len(), e),
+            ("flags", o.flags.len(), e),
+        ];
+        if let Some(a) = a {
+            lens.push(("actions.players", a.players.len(), e * n));
+            lens.push(("actions.principal", a.principal.len(), e * l.brackets));
+        }
+        match lens.into_iter().find(|&(_, len, expected)| len != expected) {
+            Some((name, len, expected)) => Err(EngineError::BufferLength {
+                name,
+                len,
+                expected,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `f` on every env, in parallel blocks of [`BLOCK`] envs.
+    fn run<F>(&self, s: &mut State, o: &mut Outputs, a: &Actions, f: F)
+    where
+        F: Fn(&Self, u32, Env<'_>, EnvOut<'_>, (&[u32], &[u32]), &mut Scratch) + Sync,
+    {
+        let l = self.layout;
+        let (n, nb) = (l.players, l.brackets);
+        let ob = n * l.obs_stride;
+        let blocks = l.num_envs.div_ceil(BLOCK);
+        // Split every buffer into blocks of BLOCK envs, then walk envs inside a block.
+        let mut tick = s.tick.chunks_mut(BLOCK);
+        let mut t = s.t.chunks_mut(BLOCK);
+        let mut pose = s.pose.chunks_mut(BLOCK * n);
+        let mut apples = s.apples.chunks_mut(BLOCK * l.apple_words);
+        let mut income = s.period_income.chunks_mut(BLOCK * n);
+        let mut net = s.period_net.chunks_mut(BLOCK * n);
+        let mut round = s.round_apples.chunks_mut(BLOCK * n);
+        let mut rates = s.rates.chunks_mut(BLOCK * nb);
+        let mut st = s.stats.chunks_mut(BLOCK * l.stats);
+        let mut obs = o.obs.chunks_mut(BLOCK * ob);
+        let mut fin = o.final_obs.chunks_mut(BLOCK * ob);
+        let mut pmap = o.principal_map.chunks_mut(BLOCK * l.map_stride);
+        let mut pfeat = o
+            .principal_features
+            .chunks_mut(BLOCK * l.principal_features);
+        let mut rew = o.reward.chunks_mut(BLOCK * n);
+        let mut prew = o.principal_reward.chunks_mut(BLOCK);
+        let mut term = o.terminated.chunks_mut(BLOCK);
+        let mut trunc = o.truncated.chunks_mut(BLOCK);
+        let mut fl = o.flags.chunks_mut(BLOCK);
+        let mut ap = a.players.chunks(BLOCK * n);
+        let mut aq = a.principal.chunks(BLOCK * nb);
+        let mut work = Vec::with_capacity(blocks);
+        for blk in 0..blocks {
+            let envs = (l.num_envs - blk * BLOCK).min(BLOCK);
+            let mut parts = || -> Option<_> {
+                Some((
+                    (
+                        tick.next()?,
+                        t.next()?,
+                        pose.next()?,
+                        apples.next()?,
+                        income.next()?,
+                    ),
+                    (net.next()?, round.next()?, rates.next()?, st.next()?),
+                    (
+                        obs.next()?,
+                        fin.next()?,
+                        pmap.next()?,
+                        pfeat.next()?,
+                        rew.next()?,
+                    ),
+                    (
+                        prew.next()?,
+                        term.next()?,
+                        trunc.next()?,
+                        fl.next()?,
+                        ap.next()?,
+                        aq.next()?,
+                    ),
+                ))
+            };
+            work.push((blk, envs, parts().expect("buffer lengths were checked")));
+        }
+        let body = |(blk, envs, parts): (usize, usize, BlockParts<'_>)| {
+            let (
+                (tick, t, pose, apples, income),
+                (net, round, rates, st),
+                (obs, fin, pmap, pfeat, rew),
+                (prew, term, trunc, fl, ap, aq),
+            ) = parts;
+            let mut scratch = Scratch {
+                grid: self.base_grid.clone(),
+                snapshot: vec![0; l.apple_words],
+                eaten: vec![0; l.apple_words],
+            };
+            let w = l.apple_words;
+            let span = |i: usize, k: usize| i * k..(i + 1) * k;
+            for i in 0..envs {
+                let env = Env {
+                    tick: &mut tick[i],
+                    t: &mut t[i],
+                    pose: &mut pose[span(i, n)],
+                    apples: &mut apples[span(i, w)],
+                    period_income: &mut income[span(i, n)],
+                    period_net: &mut net[span(i, n)],
+                    round_apples: &mut round[span(i, n)],
+                    rates: &mut rates[span(i, nb)],
+                    stats: &mut st[span(i, l.stats)],
+                };
+                let out = EnvOut {
+                    obs: &mut obs[span(i, ob)],
+                    final_obs: &mut fin[span(i, ob)],
+                    principal_map: &mut pmap[span(i, l.map_stride)],
+                    principal_features: &mut pfeat[span(i, l.principal_features)],
+                    reward: &mut rew[span(i, n)],
+                    principal_reward: &mut prew[i],
+                    terminated: &mut term[i],
+                    truncated: &mut trunc[i],
+                    flags: &mut fl[i],
+                };
+                let acts = (&ap[span(i, n)], &aq[span(i, nb)]);
+                f(self, (blk * BLOCK + i) as u32, env, out, acts, &mut scratch);
+            }
+        };
+        if blocks == 1 {
+            work.into_iter().for_each(body);
+        } else {
+            work.into_par_iter().for_each(body);
+        }
+    }
+
+    /// Spawns the players and restores every apple, drawing from tick `tick`.
+    fn reset_world(&self, env: u32, tick: u32, e: &mut Env<'_>) {
+        let map = &self.game.map;
+        let key = rng::tick_key(self.game.run_key, env, tick);
+        let spawn = Stream::new(key, stream::SPAWN);
+        let face = Stream::new(key, stream::FACING);
+        e.apples.copy_from_slice(&self.apple_mask);
+        let inside = map.inside_spawn_cells.len().min(e.pose.len());
+        let mut counter = 0;
+        for i in 0..e.pose.len() {
+            let cell = if i < inside {
+                map.inside_spawn_cells[i]
+            } else {
+                // Uniform over the P cells not taken yet (rejection; a free cell exists
+                // because config validation bounds the players by the spawn cells).
+                loop {
+                    let c = map.spawn_cells
+                        [spawn.below(counter, map.spawn_cells.len() as u32) as usize];
+                    counter += 1;
+                    if !e.pose[..i].iter().any(|&p| Pose(p).cell() == c) {
+                        break c;
+                    }
+                }
+            };
+            e.pose[i] = Pose::new(cell, face.draw(i as u32) >> 30).0;
+        }
+    }
+
+    fn step_env(
+        &self,
+        params: &StepParams,
+        env: u32,
+        mut e: Env<'_>,
+        o: EnvOut<'_>,
+        (acts, choices): (&[u32], &[u32]),
+        sc: &mut Scratch,
+    ) {
+        let g = &self.game;
+        let map = &g.map;
+        let n = e.pose.len();
+        let (t, tick) = (*e.t, *e.tick);
+        let key = rng::tick_key(g.run_key, env, tick);
+        let sched = params.schedule;
+
+        // 1. Decision step: new round, new period, new rates.
+        if t % g.tax_period == 0 {
+            if (tick / g.tax_period) % g.round_periods == 0 {
+                e.round_apples.fill(0);
+            }
+            e.period_income.fill(0);
+            e.period_net.fill(0);
+            for (rate, &choice) in e.rates.iter_mut().zip(choices) {
+                *rate = principal::apply_choice(
+                    *rate,
+                    choice,
+                    sched.rate_cap_tenths,
+                    g.max_rate_change_tenths,
+                );
+            }
+        }
+
+        // 2. Movement in a random sequential order, eating on entry.
+        let mut order = [0u8; MAX_PLAYERS as usize];
+        for (i, o) in order.iter_mut().enumerate().take(n) {
+            *o = i as u8;
+        }
+        let shuffle = Stream::new(key, stream::MOVE_ORDER);
+        for i in (1..n).rev() {
+            let j = shuffle.below(i as u32, i as u32 + 1) as usize;
+            order.swap(i, j);
+        }
+        let mut ate = [0u32; MAX_PLAYERS as usize];
+        sc.eaten.fill(0);
+        let cols = map.cols as i32;
+        for &i in &order[..n] {
+            let i = i as usize;
+            let pose = Pose(e.pose[i]);
+            let action = Action::ALL[acts[i] as usize];
+            let Some(q) = action.move_quarter_turns() else {
+                e.pose[i] = Pose::new(pose.cell(), pose.facing() + action.turn_quarter_turns()).0;
+                continue;
+            };
+            let (dr, dc) = facing::delta(pose.facing() + q);
+            let (r, c) = (
+                pose.cell() as i32 / cols + dr,
+                pose.cell() as i32 % cols + dc,
+            );
+            if r < 0 || c < 0 || r >= map.rows as i32 || c >= cols {
+                continue;
+            }
+            let target = (r * cols + c) as u32;
+            if self.wall[target as usize] || e.pose[..n].iter().any(|&p| Pose(p).cell() == target) {
+                continue;
+            }
+            e.pose[i] = Pose::new(target, pose.facing()).0;
+            let a = map.apple_index[target as usize];
+            if a != Map::NOT_APPLE && bit(e.apples, a) {
+                e.apples[(a >> 5) as usize] &= !(1 << (a & 31));
+                sc.eaten[(a >> 5) as usize] |= 1 << (a & 31);
+                ate[i] = 1;
+            }
+        }
+
+        // 3. Regrowth from the post-eating snapshot.
+        sc.snapshot.copy_from_slice(e.apples);
+        let regrow = Stream::new(key, stream::REGROW);
+        let last = g.regrowth_thresholds.len() - 1;
+        for w in 0..sc.snapshot.len() {
+            let mut empty = !sc.snapshot[w] & !sc.eaten[w] & self.apple_mask[w];
+            while empty != 0 {
+                let a = (w as u32) * 32 + empty.trailing_zeros();
+                empty &= empty - 1;
+                let live = map
+                    .neighbours_of(a as usize)
+                    .iter()
+                    .filter(|&&b| bit(&sc.snapshot, b))
+                    .count();
+                let threshold = g.regrowth_thresholds[live.min(last)];
+                if regrow.draw(a) < threshold {
+                    let cell = map.apple_cells[a as usize];
+                    match e.pose[..n].iter().position(|&p| Pose(p).cell() == cell) {
+                        Some(i) => ate[i] += 1,
+                        None => e.apples[w] |= 1 << (a & 31),
+                    }
+                }
+            }
+        }
+
+        // 4. Taxes, rewards and the principal's reward.
+        let settle = t % g.tax_period == g.tax_period - 1;
+        for i in 0..n {
+            e.period_income[i] += ate[i];
+            e.round_apples[i] += ate[i];
+            e.stats[stats::cur_apples(n) + i] += ate[i];
+        }
+        let mut net = [0i32; MAX_PLAYERS as usize];
+        if settle && sched.tax_enabled {
+            let revenue = tax::settle(
+                e.period_income,
+                &g.brackets,
+                e.rates,
+                sched.multiplier_tenths,
+                &mut net[..n],
+            );
+            e.stats[stats::CUR_REVENUE] += revenue;
+        }
+        let unit = apple_unit(n as u32);
+        let mut taxed = [0i32; MAX_PLAYERS as usize];
+        for i in 0..n {
+            taxed[i] = ate[i] as i32 * unit - net[i];
+            e.period_net[i] += taxed[i];
+            let s = &mut e.stats[stats::cur_post_tax(n) + i];
+            *s = (*s as i32 + taxed[i]) as u32;
+        }
+        let types = &g.types;
+        for i in 0..n {
+            let me = Pose(e.pose[i]);
+            let (mr, mc) = ((me.cell() / map.cols) as i32, (me.cell() % map.cols) as i32);
+            let (mut seen_taxed, mut seen_raw) = (0i32, 0i32);
+            for j in (0..n).filter(|&j| j != i) {
+                let other = Pose(e.pose[j]).cell();
+                let (dr, dc) = (
+                    (other / map.cols) as i32 - mr,
+                    (other % map.cols) as i32 - mc,
+                );
+                if obs::window_position(me.facing(), dr, dc).is_some() {
+                    seen_taxed += taxed[j];
+                    seen_raw += ate[j] as i32;
+                }
+            }
+            let num = g.reward_form.numerator(
+                unit,
+                taxed[i],
+                seen_taxed,
+                ate[i] as i32,
+                seen_raw,
+                types.selfishness[i] as i32,
+                types.trust[i] as i32,
+            );
+            o.reward[i] = exact_f32(num) * g.reward_scale;
+        }
+        let mut fl = 0;
+        *o.principal_reward = 0.0;
+        if settle {
+            fl |= flags::PERIOD_END;
+            let mut start = [0u32; MAX_PLAYERS as usize];
+            for i in 0..n {
+                start[i] = e.round_apples[i] - e.period_income[i];
+            }
+            *o.principal_reward =
+                principal::period_reward(&params.welfare, &start[..n], e.round_apples);
+            if (tick / g.tax_period + 1) % g.round_periods == 0 {
+                fl |= flags::ROUND_END;
+            }
+        }
+
+        // 5. Advance; truncate and reset at the episode's end.
+        *e.tick = tick + 1;
+        *e.t = t + 1;
+        *o.terminated = 0;
+        *o.truncated = 0;
+        if *e.t == g.episode_len {
+            fl |= flags::EPISODE_END;
+            *o.truncated = 1;
+            self.write_obs(&e, o.final_obs, o.principal_map, o.principal_features, sc);
+            let live: u32 = e.apples.iter().map(|w| w.count_ones()).sum();
+            let st = &mut *e.stats;
+            st[stats::EPISODES] += 1;
+            st[stats::LAST_REVENUE] = st[stats::CUR_REVENUE];
+            st[stats::CUR_REVENUE] = 0;
+            st[stats::LAST_APPLES_LEFT] = live;
+            st.copy_within(
+                stats::cur_apples(n)..stats::cur_apples(n) + 2 * n,
+                stats::last_apples(n),
+            );
+            st[stats::cur_apples(n)..stats::cur_apples(n) + 2 * n].fill(0);
+            self.reset_world(env, tick + 1, &mut e);
+            *e.t = 0;
+            if g.reset_rates_each_episode {
+                e.rates.fill(0);
+            }
+        }
+        if *e.t % g.tax_period == 0 {
+            fl |= flags::DECISION_NEXT;
+        }
+        *o.flags = fl;
+
+        // 6. Observations.
+        self.write_obs(&e, o.obs, o.principal_map, o.principal_features, sc);
+    }
+
+    /// Writes the players' windows, the principal's map and its features.
+    fn write_obs(
+        &self,
+        e: &Env<'_>,
+        obs: &mut [u8],
+        pmap: &mut [u8],
+        pfeat: &mut [f32],
+        sc: &mut Scratch,
+    ) {
+        let g = &self.game;
+        let map = &g.map;
+        let n = e.pose.len();
+        // Dynamic bits of the padded grid: apples and grass.
+        for (a, &cell) in map.apple_cells.iter().enumerate() {
+            let a = a as u32;
+            let p = self.padded_cell[cell as usize] as usize;
+            sc.grid[p] = if bit(e.apples, a) {
+                bits::APPLE
+            } else if map
+                .neighbours_of(a as usize)
+                .iter()
+                .any(|&b| bit(e.apples, b))
+            {
+                bits::GRASS
+            } else {
+                0
+            };
+        }
+        for (i, win) in obs.chunks_exact_mut(OBS_STRIDE).enumerate() {
+            let me = Pose(e.pose[i]);
+            let centre = self.padded_cell[me.cell() as usize] as i32;
+            for (dst, &off) in win.iter_mut().zip(&self.window[me.facing() as usize]) {
+                *dst = sc.grid[(centre + off) as usize];
+            }
+            win[WINDOW_CELLS..].fill(0);
+            win[obs::SELF_ROW * obs::WINDOW_COLS + obs::SELF_COL] |= bits::SELF;
+            let (mr, mc) = ((me.cell() / map.cols) as i32, (me.cell() % map.cols) as i32);
+            for j in (0..n).filter(|&j| j != i) {
+                let other = Pose(e.pose[j]);
+                let (dr, dc) = (
+                    (other.cell() / map.cols) as i32 - mr,
+                    (other.cell() % map.cols) as i32 - mc,
+                );
+                if let Some((wr, wc)) = obs::window_position(me.facing(), dr, dc) {
+                    let rel = (other.facing() + 4 - me.facing()) & 3;
+                    win[wr * obs::WINDOW_COLS + wc] |=
+                        bits::OTHER | (rel as u8) << bits::FACING_SHIFT;
+                }
+            }
+        }
+        // The principal's map: the inner grid plus every player with its facing.
+        let (rows, cols) = (map.rows as usize, map.cols as usize);
+        let pcols = cols + 2 * PAD as usize;
+        for r in 0..rows {
+            let src = (r + PAD as usize) * pcols + PAD as usize;
+            pmap[r * cols..(r + 1) * cols].copy_from_slice(&sc.grid[src..src + cols]);
+        }
+        pmap[rows * cols..].fill(0);
+        for &p in e.pose.iter() {
+            let p = Pose(p);
+            pmap[p.cell() as usize] |= bits::OTHER | (p.facing() as u8) << bits::FACING_SHIFT;
+        }
+        let unit_scale = 1.0 / apple_unit(n as u32) as f32;
+        for (dst, &net) in pfeat[..n].iter_mut().zip(e.period_net.iter()) {
+            *dst = exact_f32(net) * unit_scale;
+        }
+        for (dst, &rate) in pfeat[n..].iter_mut().zip(e.rates.iter()) {
+            *dst = exact_f32(rate as i32) * 0.1;
+        }
+        let k = n + e.rates.len();
+        pfeat[k] = exact_f32((*e.t % g.tax_period) as i32) * (1.0 / g.tax_period as f32);
+        let period_in_round = (*e.tick / g.tax_period) % g.round_periods;
+        pfeat[k + 1] = exact_f32(period_in_round as i32) * (1.0 / g.round_periods as f32);
+    }
+}

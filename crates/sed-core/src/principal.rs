@@ -1,0 +1,218 @@
+//! The principal (SPEC §1, §4): its action space, the divergence constraint, the tax
+//! curriculum, and the per-period welfare-delta reward.
+//!
+//! The principal acts only on decision steps (`t ≡ 0 mod tax_period`): one categorical head
+//! per bracket with [`CHOICES`] choices; choice `k ≤ 10` sets the rate to `k / 10`, choice
+//! [`KEEP`] keeps the current rate.
+
+use crate::tax::RATE_LEVELS;
+use crate::welfare::Welfare;
+
+/// Choices per bracket head: 11 rate levels and "keep".
+pub const CHOICES: u32 = RATE_LEVELS + 2;
+/// The "keep the current rate" choice.
+pub const KEEP: u32 = RATE_LEVELS + 1;
+
+/// Which rate choices are allowed this period (the mask a policy applies to its logits).
+///
+/// Rates above `cap_tenths` are masked, and with a divergence bound `max_delta_tenths`
+/// (`Some(δ)`: `|φ_new − φ_prev| ≤ δ`, the L∞ constraint) so are rates farther than δ
+/// from the current rate. "Keep" is always allowed.
+#[must_use]
+pub fn allowed(
+    current_tenths: u32,
+    cap_tenths: u32,
+    max_delta_tenths: Option<u32>,
+) -> [bool; CHOICES as usize] {
+    let mut mask = [false; CHOICES as usize];
+    for (k, m) in mask.iter_mut().enumerate().take(RATE_LEVELS as usize + 1) {
+        let k = k as u32;
+        *m = k <= cap_tenths && max_delta_tenths.is_none_or(|d| k.abs_diff(current_tenths) <= d);
+    }
+    mask[KEEP as usize] = true;
+    mask
+}
+
+/// Applies one head's choice, projecting it onto the feasible set so that the cap and the
+/// divergence bound hold even for a policy that does not mask: the new rate is
+/// `clamp(choice, current ± δ)` then `min(·, cap)`.
+#[inline]
+#[must_use]
+pub fn apply_choice(
+    current_tenths: u32,
+    choice: u32,
+    cap_tenths: u32,
+    max_delta_tenths: Option<u32>,
+) -> u32 {
+    let wanted = if choice == KEEP {
+        current_tenths
+    } else {
+        choice
+    };
+    let bounded = match max_delta_tenths {
+        Some(d) => wanted.clamp(current_tenths.saturating_sub(d), current_tenths + d),
+        None => wanted,
+    };
+    bounded.min(cap_tenths)
+}
+
+/// How taxes are phased in while training (SPEC §4 "Curriculum").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CurriculumMode {
+    /// Taxes at full strength from the first episode.
+    None,
+    /// AI Economist: phase 1 without tax (principal frozen), then the largest allowed rate
+    /// annealed linearly from 0.1 to 1.0.
+    #[default]
+    RateCap,
+    /// Released code: no phase 1; net transfers multiplied by a factor that goes from 0.1
+    /// to 1.0 (in tenths) over the anneal window.
+    TransferMultiplier,
+}
+
+/// The curriculum: what the engine's tax parameters are at a point of training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Curriculum {
+    /// The mode.
+    pub mode: CurriculumMode,
+    /// Episodes of phase 1 (no tax, principal frozen); `RateCap` only.
+    pub phase1_episodes: u64,
+    /// Episodes over which the cap (or multiplier) rises from 0.1 to 1.0.
+    pub anneal_episodes: u64,
+}
+
+/// The tax-related parameters of one step, passed to the engine at step time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaxSchedule {
+    /// Whether taxes are settled at all.
+    pub tax_enabled: bool,
+    /// Whether the principal is trained (false in phase 1).
+    pub principal_learns: bool,
+    /// The largest allowed rate, in tenths.
+    pub rate_cap_tenths: u32,
+    /// The multiplier on net transfers, in tenths (10 = full).
+    pub multiplier_tenths: u32,
+}
+
+impl TaxSchedule {
+    /// Taxes at full strength.
+    pub const FULL: Self = Self {
+        tax_enabled: true,
+        principal_learns: true,
+        rate_cap_tenths: RATE_LEVELS,
+        multiplier_tenths: 10,
+    };
+    /// No tax at all.
+    pub const OFF: Self = Self {
+        tax_enabled: false,
+        principal_learns: false,
+        rate_cap_tenths: RATE_LEVELS,
+        multiplier_tenths: 10,
+    };
+}
+
+impl Curriculum {
+    /// The schedule after `episode` completed episodes. Annealed values rise in tenths:
+    /// `1 + floor(9 · progress)` with `progress = elapsed / anneal_episodes`, reaching 10
+    /// when the window has passed.
+    #[must_use]
+    pub fn at(&self, episode: u64) -> TaxSchedule {
+        let tenths = |elapsed: u64| -> u32 {
+            if self.anneal_episodes == 0 || elapsed >= self.anneal_episodes {
+                RATE_LEVELS
+            } else {
+                1 + (9 * elapsed / self.anneal_episodes) as u32
+            }
+        };
+        match self.mode {
+            CurriculumMode::None => TaxSchedule::FULL,
+            CurriculumMode::RateCap if episode < self.phase1_episodes => TaxSchedule::OFF,
+            CurriculumMode::RateCap => TaxSchedule {
+                rate_cap_tenths: tenths(episode - self.phase1_episodes),
+                ..TaxSchedule::FULL
+            },
+            CurriculumMode::TransferMultiplier => TaxSchedule {
+                multiplier_tenths: tenths(episode),
+                ..TaxSchedule::FULL
+            },
+        }
+    }
+}
+
+/// The welfare-delta reward of one tax period (SPEC §4): `W(A_end) − W(A_start)`, with `A`
+/// the raw apples each player collected since the voting round began. Members of the linear
+/// family are computed exactly: `den · ΔW = num · ΔΣA + (den − num) · Δmin A`, converted
+/// once with [`crate::reward::exact_f32`] and scaled by `1 / den`; Nash and p-means are
+/// evaluated in `f64` and rounded to `f32`.
+#[must_use]
+pub fn period_reward(welfare: &Welfare, start: &[u32], end: &[u32]) -> f32 {
+    match welfare.linear() {
+        Some(eta) => {
+            let d_sum = end.iter().sum::<u32>() as i64 - start.iter().sum::<u32>() as i64;
+            let d_min =
+                *end.iter().min().unwrap_or(&0) as i64 - *start.iter().min().unwrap_or(&0) as i64;
+            let num = eta.num as i64 * d_sum + (eta.den - eta.num) as i64 * d_min;
+            crate::reward::exact_f32(num as i32) * (1.0 / eta.den as f64) as f32
+        }
+        None => {
+            let f = |a: &[u32]| welfare.eval(&a.iter().map(|&x| x as f64).collect::<Vec<_>>());
+            (f(end) - f(start)) as f32
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choices_project_onto_cap_and_divergence() {
+        assert_eq!(apply_choice(3, KEEP, 10, None), 3);
+        assert_eq!(apply_choice(3, 9, 5, None), 5);
+        assert_eq!(apply_choice(3, 9, 10, Some(2)), 5);
+        assert_eq!(apply_choice(3, 0, 10, Some(2)), 1);
+        assert_eq!(apply_choice(8, KEEP, 4, None), 4);
+        let m = allowed(3, 6, Some(2));
+        assert_eq!(
+            m,
+            [
+                false, true, true, true, true, true, false, false, false, false, false, true
+            ]
+        );
+    }
+
+    #[test]
+    fn curriculum_phases() {
+        let c = Curriculum {
+            mode: CurriculumMode::RateCap,
+            phase1_episodes: 10,
+            anneal_episodes: 90,
+        };
+        assert_eq!(c.at(0), TaxSchedule::OFF);
+        assert_eq!(c.at(10).rate_cap_tenths, 1);
+        assert_eq!(c.at(55).rate_cap_tenths, 5);
+        assert_eq!(c.at(100).rate_cap_tenths, 10);
+        let r = Curriculum {
+            mode: CurriculumMode::TransferMultiplier,
+            phase1_episodes: 0,
+            anneal_episodes: 20,
+        };
+        assert_eq!(r.at(0).multiplier_tenths, 1);
+        assert!(r.at(0).tax_enabled);
+        assert_eq!(r.at(20).multiplier_tenths, 10);
+    }
+
+    #[test]
+    fn period_reward_telescopes() {
+        let w = Welfare::Interpolated {
+            eta: crate::welfare::Ratio { num: 1, den: 3 },
+        };
+        let a = [0, 0, 0];
+        let b = [3, 1, 5];
+        let c = [6, 4, 5];
+        let total = period_reward(&w, &a, &b) + period_reward(&w, &b, &c);
+        assert!((total - period_reward(&w, &a, &c)).abs() < 1e-6);
+        assert!((period_reward(&w, &a, &b) - (9.0 / 3.0 + 2.0 / 3.0)).abs() < 1e-6);
+    }
+}
