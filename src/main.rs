@@ -133,9 +133,21 @@ fn rollout(args: RolloutArgs) -> Result<()> {
     );
     engine.reset(&mut state, &mut out)?;
     let welfare = resolved.vote();
+    let schedule = resolved.schedule(0);
     println!(
-        "{} envs x {} players, map {}x{}, {} steps; objective {:?}",
-        resolved.num_envs, game.players, game.map.rows, game.map.cols, steps, welfare
+        "{} envs x {} players, map {}x{}, {} steps; objective {welfare}; taxes {} (rate cap {}/10, transfer multiplier {}/10)",
+        resolved.num_envs,
+        game.players,
+        game.map.rows,
+        game.map.cols,
+        steps,
+        if schedule.tax_enabled {
+            "on"
+        } else {
+            "off (curriculum phase 1)"
+        },
+        schedule.rate_cap_tenths,
+        schedule.multiplier_tenths,
     );
     let mut engine_secs = 0.0;
     let mut period_rewards = 0.0f64;

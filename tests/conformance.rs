@@ -262,7 +262,7 @@ fn decisions_and_settlements_fall_on_the_spec_steps() {
         sim.actions.principal.fill(wanted);
         let before = sim.state.rates.clone();
         sim.step();
-        if t % 50 == 0 {
+        if t.is_multiple_of(50) {
             assert!(
                 sim.state.rates.iter().all(|&r| r == wanted),
                 "decision at t={t} sets the rates"

@@ -80,8 +80,11 @@ impl Sim {
         let spawn = self.resolved.game.map.spawn_cells.clone();
         let n = self.players();
         for env in 0..self.engine.layout().num_envs {
-            for i in 0..n {
-                self.state.pose[env * n + i] = Pose::new(spawn[i], 0).0;
+            for (pose, &cell) in self.state.pose[env * n..(env + 1) * n]
+                .iter_mut()
+                .zip(&spawn)
+            {
+                *pose = Pose::new(cell, 0).0;
             }
         }
         self.actions.players.fill(0);

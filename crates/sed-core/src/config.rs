@@ -392,7 +392,7 @@ impl Config {
         if t.period == 0 {
             return Err(invalid("tax.period", "must be at least 1"));
         }
-        if e.episode_len == 0 || e.episode_len % t.period != 0 {
+        if e.episode_len == 0 || !e.episode_len.is_multiple_of(t.period) {
             return Err(invalid(
                 "env.episode_len",
                 format!(

@@ -38,7 +38,7 @@ use crate::config::{Game, MAX_PLAYERS};
 use crate::map::{Map, Tile};
 use crate::obs::{self, OBS_STRIDE, WINDOW_CELLS, bits};
 use crate::principal::{self, CHOICES, TaxSchedule};
-use crate::reward::{apple_unit, exact_f32};
+use crate::reward::{Share, apple_unit, exact_f32};
 use crate::rng::{self, Stream, stream};
 use crate::stats;
 use crate::tax;
@@ -646,7 +646,7 @@ impl Engine {
 
         // 1. Decision step: new round, new period, new rates.
         if t % g.tax_period == 0 {
-            if (tick / g.tax_period) % g.round_periods == 0 {
+            if (tick / g.tax_period).is_multiple_of(g.round_periods) {
                 e.round_apples.fill(0);
             }
             e.period_income.fill(0);
@@ -730,10 +730,11 @@ impl Engine {
 
         // 4. Taxes, rewards and the principal's reward.
         let settle = t % g.tax_period == g.tax_period - 1;
-        for i in 0..n {
-            e.period_income[i] += ate[i];
-            e.round_apples[i] += ate[i];
-            e.stats[stats::cur_apples(n) + i] += ate[i];
+        let cur_apples = &mut e.stats[stats::cur_apples(n)..stats::cur_apples(n) + n];
+        for (i, &a) in ate[..n].iter().enumerate() {
+            e.period_income[i] += a;
+            e.round_apples[i] += a;
+            cur_apples[i] += a;
         }
         let mut net = [0i32; MAX_PLAYERS as usize];
         if settle && sched.tax_enabled {
@@ -758,7 +759,7 @@ impl Engine {
         for i in 0..n {
             let me = Pose(e.pose[i]);
             let (mr, mc) = ((me.cell() / map.cols) as i32, (me.cell() % map.cols) as i32);
-            let (mut seen_taxed, mut seen_raw) = (0i32, 0i32);
+            let mut seen = Share::default();
             for j in (0..n).filter(|&j| j != i) {
                 let other = Pose(e.pose[j]).cell();
                 let (dr, dc) = (
@@ -766,16 +767,18 @@ impl Engine {
                     (other % map.cols) as i32 - mc,
                 );
                 if obs::window_position(me.facing(), dr, dc).is_some() {
-                    seen_taxed += taxed[j];
-                    seen_raw += ate[j] as i32;
+                    seen.taxed += taxed[j];
+                    seen.raw += ate[j] as i32;
                 }
             }
+            let own = Share {
+                taxed: taxed[i],
+                raw: ate[i] as i32,
+            };
             let num = g.reward_form.numerator(
                 unit,
-                taxed[i],
-                seen_taxed,
-                ate[i] as i32,
-                seen_raw,
+                own,
+                seen,
                 types.selfishness[i] as i32,
                 types.trust[i] as i32,
             );
@@ -786,12 +789,16 @@ impl Engine {
         if settle {
             fl |= flags::PERIOD_END;
             let mut start = [0u32; MAX_PLAYERS as usize];
-            for i in 0..n {
-                start[i] = e.round_apples[i] - e.period_income[i];
+            for ((s, &round), &period) in start
+                .iter_mut()
+                .zip(e.round_apples.iter())
+                .zip(e.period_income.iter())
+            {
+                *s = round - period;
             }
             *o.principal_reward =
                 principal::period_reward(&params.welfare, &start[..n], e.round_apples);
-            if (tick / g.tax_period + 1) % g.round_periods == 0 {
+            if (tick / g.tax_period + 1).is_multiple_of(g.round_periods) {
                 fl |= flags::ROUND_END;
             }
         }
@@ -822,7 +829,7 @@ impl Engine {
                 e.rates.fill(0);
             }
         }
-        if *e.t % g.tax_period == 0 {
+        if (*e.t).is_multiple_of(g.tax_period) {
             fl |= flags::DECISION_NEXT;
         }
         *o.flags = fl;

@@ -24,6 +24,15 @@ pub enum RewardForm {
     ReleasedCode,
 }
 
+/// Apples of one player, or summed over the others a player sees, in one step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Share {
+    /// After-tax apples, in apple units ([`apple_unit`]).
+    pub taxed: i32,
+    /// Raw apples.
+    pub raw: i32,
+}
+
 /// Units per apple of after-tax amounts with `n` players.
 #[must_use]
 pub const fn apple_unit(players: u32) -> i32 {
@@ -48,30 +57,17 @@ impl RewardForm {
         (1.0 / self.denominator(players)) as f32
     }
 
-    /// The reward numerator of one player.
-    ///
-    /// * `own_taxed`: the player's after-tax apples this step, in apple units;
-    /// * `seen_taxed`: the sum of visible others' after-tax apples, in apple units;
-    /// * `own_raw`, `seen_raw`: the same in whole untaxed apples;
-    /// * `sigma`, `beta`: the player's types in `1 / TYPE_LEVELS`.
+    /// The reward numerator of one player from its own apples and those of the others it
+    /// sees, with its types `sigma` (σ) and `beta` (β) in `1 / TYPE_LEVELS`.
     #[inline(always)]
     #[must_use]
-    pub fn numerator(
-        self,
-        unit: i32,
-        own_taxed: i32,
-        seen_taxed: i32,
-        own_raw: i32,
-        seen_raw: i32,
-        sigma: i32,
-        beta: i32,
-    ) -> i32 {
+    pub fn numerator(self, unit: i32, own: Share, seen: Share, sigma: i32, beta: i32) -> i32 {
         let q = TYPE_LEVELS as i32;
         match self {
-            RewardForm::Paper => sigma * own_taxed + (q - sigma) * seen_taxed,
+            RewardForm::Paper => sigma * own.taxed + (q - sigma) * seen.taxed,
             RewardForm::ReleasedCode => {
-                beta * q * own_taxed
-                    + (q - beta) * unit * (sigma * own_raw + (q - sigma) * seen_raw)
+                beta * q * own.taxed
+                    + (q - beta) * unit * (sigma * own.raw + (q - sigma) * seen.raw)
             }
         }
     }

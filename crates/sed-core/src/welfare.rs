@@ -54,7 +54,7 @@ impl Welfare {
             Welfare::Egalitarian => min,
             Welfare::Interpolated { eta } => eta.value() * sum + (1.0 - eta.value()) * min,
             Welfare::Nash => geometric_mean(u),
-            Welfare::PMean { p } if p == 0.0 => geometric_mean(u),
+            Welfare::PMean { p: 0.0 } => geometric_mean(u),
             Welfare::PMean { p } => {
                 if p < 0.0 && min <= 0.0 {
                     0.0
@@ -74,6 +74,18 @@ impl Welfare {
             Welfare::Egalitarian => Some(Ratio { num: 0, den: 1 }),
             Welfare::Interpolated { eta } => Some(eta),
             Welfare::Nash | Welfare::PMean { .. } => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Welfare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Welfare::Utilitarian => write!(f, "utilitarian"),
+            Welfare::Nash => write!(f, "nash"),
+            Welfare::Egalitarian => write!(f, "egalitarian"),
+            Welfare::Interpolated { eta } => write!(f, "interpolated (eta = {:.4})", eta.value()),
+            Welfare::PMean { p } => write!(f, "p-mean (p = {p})"),
         }
     }
 }
