@@ -1,0 +1,487 @@
+//! The GPU engine: `sed-core`'s batch, step and reset as a sequence of compute passes over
+//! device buffers laid out exactly as `sed-core`'s.
+//!
+//! A step writes a 32-byte uniform and submits one command buffer; it maps nothing and
+//! reads nothing back. The host reads buffers only when it asks ([`GpuEngine::read_state`],
+//! [`GpuEngine::read_outputs`], [`GpuEngine::read_stats`]), e.g. once per rollout.
+
+use sed_core::config::Game;
+use sed_core::engine::{Actions, Layout, Outputs, State, StepParams};
+
+use crate::GpuError;
+use crate::context::GpuContext;
+use crate::kernels::{self, Buf, KernelSpec, Params, Tables, Threads, WORKGROUP};
+
+/// A byte range of a device buffer that an engine binds as one of its [`Buf`]s: its own
+/// allocation, or a region of another library's buffer (a Burn tensor's).
+#[derive(Clone, Debug)]
+pub struct Region {
+    /// The buffer.
+    pub buffer: wgpu::Buffer,
+    /// Offset in bytes (a multiple of the device's storage-buffer offset alignment).
+    pub offset: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl Region {
+    fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: self.offset,
+            size: wgpu::BufferSize::new(self.size),
+        })
+    }
+}
+
+struct Kernel {
+    spec: KernelSpec,
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+    bind_group: wgpu::BindGroup,
+    groups: (u32, u32),
+}
+
+/// The batched game on a GPU.
+pub struct GpuEngine {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    game: Game,
+    layout: Layout,
+    params: wgpu::Buffer,
+    regions: Vec<Region>,
+    tables_len: usize,
+    reset_all: Kernel,
+    step: Vec<Kernel>,
+    observe: Vec<Kernel>,
+}
+
+/// Workgroups `(x, y)` covering `threads` invocations, spilling into `y` past the device's
+/// per-dimension limit.
+fn groups(threads: u64, max_per_dim: u32) -> Result<(u32, u32), GpuError> {
+    let total = threads.div_ceil(WORKGROUP as u64).max(1);
+    let x = total.min(max_per_dim as u64);
+    let y = total.div_ceil(x);
+    if y > max_per_dim as u64 {
+        return Err(GpuError::Limit {
+            limit: "max_compute_workgroups_per_dimension",
+            needed: y,
+            available: max_per_dim as u64,
+        });
+    }
+    Ok((x as u32, y as u32))
+}
+
+impl GpuEngine {
+    /// Compiles the kernels of `game` and allocates the buffers of `num_envs` envs.
+    /// Fails with [`GpuError::Limit`] naming the device limit a batch this large exceeds.
+    pub fn new(ctx: &GpuContext, game: Game, num_envs: usize) -> Result<Self, GpuError> {
+        let device = ctx.device.clone();
+        let layout = Layout::new(&game, num_envs);
+        let tables = Tables::new(&game, &layout);
+        let limits = device.limits();
+        let mut regions = Vec::with_capacity(Buf::COUNT);
+        for buf in Buf::ALL {
+            let size = buf.bytes(&layout, tables.words.len());
+            for (limit, available) in [
+                (
+                    "max_storage_buffer_binding_size",
+                    limits.max_storage_buffer_binding_size,
+                ),
+                ("max_buffer_size", limits.max_buffer_size),
+            ] {
+                if size > available {
+                    return Err(GpuError::Limit {
+                        limit,
+                        needed: size,
+                        available,
+                    });
+                }
+            }
+            let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(buf.wgsl().0),
+                size,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            regions.push(Region {
+                buffer,
+                offset: 0,
+                size,
+            });
+        }
+        ctx.queue.write_buffer(
+            &regions[Buf::Tables as usize].buffer,
+            0,
+            bytemuck::cast_slice(&tables.words),
+        );
+        let params = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("params"),
+            size: size_of::<Params>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let max_bindings = kernels::STEP
+            .iter()
+            .map(|k| k.bindings.len())
+            .max()
+            .unwrap_or(0) as u64;
+        if max_bindings > limits.max_storage_buffers_per_shader_stage as u64 {
+            return Err(GpuError::Limit {
+                limit: "max_storage_buffers_per_shader_stage",
+                needed: max_bindings,
+                available: limits.max_storage_buffers_per_shader_stage as u64,
+            });
+        }
+        let max_dim = limits.max_compute_workgroups_per_dimension;
+        let build = |spec: &KernelSpec| -> Result<Kernel, GpuError> {
+            let source = kernels::source(&game, &layout, &tables, spec);
+            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(spec.name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+            let mut entries = vec![wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            }];
+            for (k, &(_, write)) in spec.bindings.iter().enumerate() {
+                entries.push(wgpu::BindGroupLayoutEntry {
+                    binding: k as u32 + 1,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only: !write },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                });
+            }
+            let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(spec.name),
+                entries: &entries,
+            });
+            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(spec.name),
+                bind_group_layouts: &[Some(&bgl)],
+                immediate_size: 0,
+            });
+            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(spec.name),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(spec.entry),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+            if let Some(err) = pollster::block_on(scope.pop()) {
+                return Err(GpuError::Shader {
+                    kernel: spec.name,
+                    message: err.to_string(),
+                });
+            }
+            let threads = num_envs as u64
+                * match spec.threads {
+                    Threads::Env => 1,
+                    Threads::Player => layout.players as u64,
+                    Threads::MapWord => (layout.map_stride / 4) as u64,
+                };
+            let bind_group = Self::bind(&device, &bgl, spec, &params, &regions);
+            Ok(Kernel {
+                spec: *spec,
+                pipeline,
+                layout: bgl,
+                bind_group,
+                groups: groups(threads, max_dim)?,
+            })
+        };
+        let reset_all = build(&kernels::RESET_ALL)?;
+        let step = kernels::STEP
+            .iter()
+            .map(&build)
+            .collect::<Result<Vec<_>, _>>()?;
+        let observe = kernels::OBSERVE
+            .iter()
+            .map(&build)
+            .collect::<Result<Vec<_>, _>>()?;
+        let tables_len = tables.words.len();
+        Ok(Self {
+            device,
+            queue: ctx.queue.clone(),
+            game,
+            layout,
+            params,
+            regions,
+            tables_len,
+            reset_all,
+            step,
+            observe,
+        })
+    }
+
+    fn bind(
+        device: &wgpu::Device,
+        bgl: &wgpu::BindGroupLayout,
+        spec: &KernelSpec,
+        params: &wgpu::Buffer,
+        regions: &[Region],
+    ) -> wgpu::BindGroup {
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: params.as_entire_binding(),
+        }];
+        for (k, &(buf, _)) in spec.bindings.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: k as u32 + 1,
+                resource: regions[buf as usize].binding(),
+            });
+        }
+        device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(spec.name),
+            layout: bgl,
+            entries: &entries,
+        })
+    }
+
+    /// The game.
+    #[must_use]
+    pub fn game(&self) -> &Game {
+        &self.game
+    }
+
+    /// The buffer layout (the same as `sed-core`'s).
+    #[must_use]
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The region bound as `buf`.
+    #[must_use]
+    pub fn region(&self, buf: Buf) -> &Region {
+        &self.regions[buf as usize]
+    }
+
+    /// Binds `region` (for instance a Burn tensor's buffer) as `buf` from now on, so the
+    /// kernels read or write it in place. It must hold at least the bytes the layout needs.
+    pub fn bind_external(&mut self, buf: Buf, region: Region) -> Result<(), GpuError> {
+        let needed = buf.bytes(&self.layout, self.tables_len);
+        if region.size < needed {
+            return Err(GpuError::Region {
+                buffer: buf.wgsl().0,
+                size: region.size,
+                needed,
+            });
+        }
+        self.regions[buf as usize] = Region {
+            size: needed,
+            ..region
+        };
+        for kernel in std::iter::once(&mut self.reset_all)
+            .chain(&mut self.step)
+            .chain(&mut self.observe)
+        {
+            if kernel.spec.bindings.iter().any(|&(b, _)| b == buf) {
+                kernel.bind_group = Self::bind(
+                    &self.device,
+                    &kernel.layout,
+                    &kernel.spec,
+                    &self.params,
+                    &self.regions,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn write_params(&self, params: &StepParams) -> Result<(), GpuError> {
+        let Some(eta) = params.welfare.linear() else {
+            return Err(GpuError::Unsupported(format!(
+                "the GPU engine computes the principal's reward exactly for linear welfare only (utilitarian, egalitarian, interpolated), not {}",
+                params.welfare
+            )));
+        };
+        let bound = eta.den as u64 * self.layout.players as u64 * self.game.tax_period as u64;
+        if bound > i32::MAX as u64 {
+            return Err(GpuError::Unsupported(format!(
+                "welfare weight denominator {} is too fine for exact 32-bit rewards",
+                eta.den
+            )));
+        }
+        let s = params.schedule;
+        let p = Params {
+            num_envs: self.layout.num_envs as u32,
+            tax_enabled: s.tax_enabled as u32,
+            rate_cap: s.rate_cap_tenths,
+            multiplier: s.multiplier_tenths,
+            eta_num: eta.num,
+            eta_den: eta.den,
+            eta_scale_bits: ((1.0 / eta.den as f64) as f32).to_bits(),
+            pad: 0,
+        };
+        self.queue
+            .write_buffer(&self.params, 0, bytemuck::bytes_of(&p));
+        Ok(())
+    }
+
+    fn encode(&self, kernels: &[&Kernel]) -> wgpu::CommandBuffer {
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("sed-gpu"),
+            });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("sed-gpu"),
+                timestamp_writes: None,
+            });
+            for k in kernels {
+                pass.set_pipeline(&k.pipeline);
+                pass.set_bind_group(0, &k.bind_group, &[]);
+                pass.dispatch_workgroups(k.groups.0, k.groups.1, 1);
+            }
+        }
+        encoder.finish()
+    }
+
+    /// Starts the run on the device: every env at tick 0 (as [`sed_core::engine::Engine::reset`]).
+    pub fn reset(&self) -> Result<(), GpuError> {
+        let params = StepParams {
+            schedule: sed_core::principal::TaxSchedule::OFF,
+            welfare: sed_core::welfare::Welfare::Utilitarian,
+        };
+        self.write_params(&params)?;
+        let kernels: Vec<&Kernel> = std::iter::once(&self.reset_all)
+            .chain(&self.observe)
+            .collect();
+        self.queue.submit([self.encode(&kernels)]);
+        Ok(())
+    }
+
+    /// Steps every env once, reading the action buffers as they are on the device.
+    /// Nothing is read back; out-of-range actions act as NOOP and out-of-range principal
+    /// choices as "keep" (the CPU engine rejects them instead).
+    pub fn step(&self, params: &StepParams) -> Result<(), GpuError> {
+        self.write_params(params)?;
+        let kernels: Vec<&Kernel> = self.step.iter().collect();
+        self.queue.submit([self.encode(&kernels)]);
+        Ok(())
+    }
+
+    /// Uploads actions (for tests and CPU-driven callers; a trainer writes them on the device).
+    pub fn write_actions(&self, actions: &Actions) {
+        let write = |buf: Buf, data: &[u32]| {
+            let r = &self.regions[buf as usize];
+            self.queue
+                .write_buffer(&r.buffer, r.offset, bytemuck::cast_slice(data));
+        };
+        write(Buf::Actions, &actions.players);
+        write(Buf::Choices, &actions.principal);
+    }
+
+    /// Copies a buffer back to the host (blocking).
+    pub fn read<T: bytemuck::Pod>(&self, buf: Buf) -> Result<Vec<T>, GpuError> {
+        let r = &self.regions[buf as usize];
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: r.size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
+        encoder.copy_buffer_to_buffer(&r.buffer, r.offset, &staging, 0, r.size);
+        self.queue.submit([encoder.finish()]);
+        let slice = staging.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |res| {
+            let _ = tx.send(res);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Device(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| GpuError::Device(e.to_string()))?
+            .map_err(|e| GpuError::Device(e.to_string()))?;
+        let data = slice
+            .get_mapped_range()
+            .map_err(|e| GpuError::Device(e.to_string()))?;
+        let out = bytemuck::cast_slice::<u8, T>(&data).to_vec();
+        drop(data);
+        staging.unmap();
+        Ok(out)
+    }
+
+    /// The whole state, as `sed-core`'s [`State`].
+    pub fn read_state(&self) -> Result<State, GpuError> {
+        let l = self.layout;
+        let trim = |v: Vec<u32>, len: usize| v.into_iter().take(len).collect::<Vec<u32>>();
+        let (e, n) = (l.num_envs, l.players);
+        Ok(State {
+            tick: trim(self.read(Buf::Tick)?, e),
+            t: trim(self.read(Buf::T)?, e),
+            pose: trim(self.read(Buf::Pose)?, e * n),
+            apples: trim(self.read(Buf::Apples)?, e * l.apple_words),
+            period_income: trim(self.read(Buf::PeriodIncome)?, e * n),
+            period_net: self
+                .read::<i32>(Buf::PeriodNet)?
+                .into_iter()
+                .take(e * n)
+                .collect(),
+            round_apples: trim(self.read(Buf::RoundApples)?, e * n),
+            rates: trim(self.read(Buf::Rates)?, e * l.brackets),
+            stats: self.read_stats()?,
+        })
+    }
+
+    /// The statistics buffer (the one thing a trainer reads each rollout).
+    pub fn read_stats(&self) -> Result<Vec<u32>, GpuError> {
+        let mut v: Vec<u32> = self.read(Buf::Stats)?;
+        v.truncate(self.layout.num_envs * self.layout.stats);
+        Ok(v)
+    }
+
+    /// Every output, as `sed-core`'s [`Outputs`].
+    pub fn read_outputs(&self) -> Result<Outputs, GpuError> {
+        let l = self.layout;
+        let (e, n) = (l.num_envs, l.players);
+        let take_u32 = |buf: Buf, len: usize| -> Result<Vec<u32>, GpuError> {
+            Ok(self.read::<u32>(buf)?.into_iter().take(len).collect())
+        };
+        let take_f32 = |buf: Buf, len: usize| -> Result<Vec<f32>, GpuError> {
+            Ok(self.read::<f32>(buf)?.into_iter().take(len).collect())
+        };
+        let bytes = |buf: Buf, len: usize| -> Result<Vec<u8>, GpuError> {
+            Ok(self.read::<u8>(buf)?.into_iter().take(len).collect())
+        };
+        Ok(Outputs {
+            obs: bytes(Buf::Obs, e * n * l.obs_stride)?,
+            final_obs: bytes(Buf::FinalObs, e * n * l.obs_stride)?,
+            principal_map: bytes(Buf::PrincipalMap, e * l.map_stride)?,
+            principal_features: take_f32(Buf::PrincipalFeatures, e * l.principal_features)?,
+            reward: take_f32(Buf::Reward, e * n)?,
+            principal_reward: take_f32(Buf::PrincipalReward, e)?,
+            terminated: take_u32(Buf::Terminated, e)?,
+            truncated: take_u32(Buf::Truncated, e)?,
+            flags: take_u32(Buf::Flags, e)?,
+        })
+    }
+
+    /// Waits until the device has finished all submitted work (for timing).
+    pub fn wait(&self) -> Result<(), GpuError> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| GpuError::Device(e.to_string()))
+    }
+}

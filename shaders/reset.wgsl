@@ -1,0 +1,94 @@
+// Resets, one invocation per env. `reset_all` starts the run (tick 0); `auto_reset` ends
+// the episodes that ended this step: it closes their statistics, spawns the players anew,
+// restores every apple and, if configured, zeroes the rates (sed-core engine.rs, step 5).
+
+// Spawns players and restores apples with the draws of `tick` (Engine::reset_world).
+fn reset_world(env: u32, tick: u32) {
+    let tk = tick_key(env, tick);
+    let spawn = stream_key(tk, STREAM_SPAWN);
+    let face = stream_key(tk, STREAM_FACING);
+    for (var w = 0u; w < APPLE_WORDS; w++) {
+        apples[env * APPLE_WORDS + w] = tables[T_APPLE_MASK + w];
+    }
+    let inside = min(N_INSIDE, PLAYERS);
+    var pose: array<u32, PLAYERS>;
+    var counter = 0u;
+    for (var i = 0u; i < PLAYERS; i++) {
+        var cell = 0u;
+        if (i < inside) {
+            cell = tables[T_INSIDE + i];
+        } else {
+            // Uniform over free P cells; config validation guarantees one exists.
+            loop {
+                let c = tables[T_SPAWN + draw(spawn, counter) % max(N_SPAWN, 1u)];
+                counter += 1u;
+                var taken = false;
+                for (var j = 0u; j < i; j++) {
+                    taken = taken || (pose[j] >> 2u) == c;
+                }
+                if (!taken) {
+                    cell = c;
+                    break;
+                }
+            }
+        }
+        pose[i] = (cell << 2u) | (draw(face, i) >> 30u);
+    }
+    for (var i = 0u; i < PLAYERS; i++) {
+        poses[env * PLAYERS + i] = pose[i];
+    }
+}
+
+@compute @workgroup_size(WG)
+fn reset_all(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let env = thread_index(gid, nwg);
+    if (env >= params.num_envs) {
+        return;
+    }
+    ticks[env] = 0u;
+    steps[env] = 0u;
+    for (var i = 0u; i < PLAYERS; i++) {
+        period_income[env * PLAYERS + i] = 0u;
+        period_net[env * PLAYERS + i] = 0;
+        round_apples[env * PLAYERS + i] = 0u;
+        reward[env * PLAYERS + i] = 0.0;
+    }
+    for (var b = 0u; b < BRACKETS; b++) {
+        rates[env * BRACKETS + b] = 0u;
+    }
+    for (var s = 0u; s < STATS_LEN; s++) {
+        stats[env * STATS_LEN + s] = 0u;
+    }
+    reset_world(env, 0u);
+    principal_reward[env] = 0.0;
+    terminated[env] = 0u;
+    truncated[env] = 0u;
+    flags[env] = FLAG_DECISION_NEXT;
+}
+
+@compute @workgroup_size(WG)
+fn auto_reset(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let env = thread_index(gid, nwg);
+    if (env >= params.num_envs || (flags[env] & FLAG_EPISODE_END) == 0u) {
+        return;
+    }
+    let sb = env * STATS_LEN;
+    var live = 0u;
+    for (var w = 0u; w < APPLE_WORDS; w++) {
+        live += countOneBits(apples[env * APPLE_WORDS + w]);
+    }
+    stats[sb + STAT_EPISODES] += 1u;
+    stats[sb + STAT_LAST_REVENUE] = stats[sb + STAT_CUR_REVENUE];
+    stats[sb + STAT_CUR_REVENUE] = 0u;
+    stats[sb + STAT_LAST_APPLES_LEFT] = live;
+    for (var k = 0u; k < 2u * PLAYERS; k++) {
+        stats[sb + STAT_LAST_APPLES + k] = stats[sb + STAT_CUR_APPLES + k];
+        stats[sb + STAT_CUR_APPLES + k] = 0u;
+    }
+    reset_world(env, ticks[env]);
+    if (RESET_RATES_EACH_EPISODE) {
+        for (var b = 0u; b < BRACKETS; b++) {
+            rates[env * BRACKETS + b] = 0u;
+        }
+    }
+}
