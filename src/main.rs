@@ -1,5 +1,6 @@
 //! `sed`: run the batched CPU engine of the apple-picking game.
 //!
+//! `sed bench` measures the CPU and GPU engines over batch sizes.
 //! `sed rollout` steps N envs with uniformly random player and principal actions, prints
 //! throughput and episode statistics, and writes the resolved config and a summary into
 //! the output directory. `sed render` prints a few steps of one env as text.
@@ -14,6 +15,8 @@ use sed_core::engine::{Actions, Engine, StepParams, flags};
 use sed_core::principal::CHOICES;
 use sed_core::rng::{self, Stream};
 use sed_core::types::Action;
+
+mod bench;
 
 #[derive(Parser)]
 #[command(
@@ -32,10 +35,12 @@ enum Command {
     Rollout(RolloutArgs),
     /// Print one env as text for a few steps of random actions.
     Render(RenderArgs),
+    /// Env-steps per second of the CPU and GPU engines over batch sizes; table and CSV.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args)]
-struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     /// The config file.
     #[arg(long, default_value = "configs/apple_picking.toml")]
     config: PathBuf,
@@ -78,6 +83,10 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Rollout(args) => rollout(args),
         Command::Render(args) => render(args),
+        Command::Bench(args) => {
+            let resolved = resolve(&args.config)?;
+            bench::run(args, resolved)
+        }
     }
 }
 
@@ -107,7 +116,7 @@ fn random_actions(actions: &mut Actions, seed: u64, step: u32) {
 }
 
 /// Writes `contents` to `path` atomically (a temporary file, then a rename).
-fn write_atomic(path: &Path, contents: &str) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, contents: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))

@@ -241,3 +241,56 @@ fn nonlinear_welfare_is_refused_on_the_gpu() {
     let err = gpu.step(&params).unwrap_err().to_string();
     assert!(err.contains("linear welfare"), "{err}");
 }
+
+#[test]
+fn sixty_five_thousand_envs_use_two_dimensional_dispatch() {
+    // 65,536 envs x 108 map words = 110,592 workgroups for the map kernels: past the
+    // 65,535-per-dimension limit, so they spill into a second dimension.
+    let envs = 65_536;
+    let r = resolved("apple_picking.toml", &[]);
+    let mut cpu = Sim::new(r, envs);
+    let gpu = GpuEngine::new(context(), cpu.resolved.game.clone(), envs).expect("GPU engine");
+    gpu.reset().unwrap();
+    let l = cpu.engine.layout();
+    for step in 0..2u32 {
+        for (i, a) in cpu.actions.players.iter_mut().enumerate() {
+            *a = sed_core::rng::mix(step ^ (i as u32).wrapping_mul(0x2545_f491)) % 7;
+        }
+        gpu.write_actions(&cpu.actions);
+        cpu.step();
+        gpu.step(&cpu.params).unwrap();
+    }
+    compare(
+        1,
+        &l,
+        &cpu.state,
+        &cpu.out,
+        &gpu.read_state().unwrap(),
+        &gpu.read_outputs().unwrap(),
+    );
+}
+
+#[test]
+fn a_batch_beyond_the_device_limits_is_a_clear_error() {
+    let ctx = context();
+    let r = resolved("apple_picking.toml", &[]);
+    let per_env = 7 * sed_core::obs::OBS_STRIDE as u64;
+    let limit = ctx
+        .device
+        .limits()
+        .max_storage_buffer_binding_size
+        .min(ctx.device.limits().max_buffer_size);
+    let envs = (limit / per_env + 1) as usize;
+    match GpuEngine::new(ctx, r.game.clone(), envs) {
+        Err(sed_gpu::GpuError::Limit {
+            limit,
+            needed,
+            available,
+        }) => {
+            assert!(limit.starts_with("max_"), "{limit}");
+            assert!(needed > available);
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("{envs} envs fit a device whose limit is {limit} bytes"),
+    }
+}

@@ -87,7 +87,7 @@ impl Layout {
             num_envs,
             players,
             brackets: game.brackets.len(),
-            apple_words: game.map.apples().div_ceil(32),
+            apple_words: game.map.apple_words(),
             obs_stride: OBS_STRIDE,
             map_stride: game.map.cells().next_multiple_of(4),
             principal_features: obs::principal_features(players, game.brackets.len()),
@@ -313,16 +313,7 @@ impl Engine {
                 *off = dr * pcols + dc;
             }
         }
-        let apple_mask = (0..layout.apple_words)
-            .map(|w| {
-                let valid = map.apples() - w * 32;
-                if valid >= 32 {
-                    u32::MAX
-                } else {
-                    (1u32 << valid) - 1
-                }
-            })
-            .collect();
+        let apple_mask = map.apple_mask();
         Self {
             wall: map.tiles.iter().map(|&t| t == Tile::Wall).collect(),
             apple_mask,

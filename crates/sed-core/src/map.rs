@@ -193,6 +193,24 @@ impl Map {
         self.spawn_cells.len() + self.inside_spawn_cells.len()
     }
 
+    /// Words of the live-apple bitset (one bit per apple cell).
+    #[must_use]
+    pub fn apple_words(&self) -> usize {
+        self.apples().div_ceil(32)
+    }
+
+    /// The bitset with every apple cell set: the apples at reset, and the mask of valid
+    /// bits in each word.
+    #[must_use]
+    pub fn apple_mask(&self) -> Vec<u32> {
+        (0..self.apple_words())
+            .map(|w| match self.apples() - w * 32 {
+                valid if valid >= 32 => u32::MAX,
+                valid => (1u32 << valid) - 1,
+            })
+            .collect()
+    }
+
     /// The neighbour apple cells of apple cell `a`.
     #[must_use]
     pub fn neighbours_of(&self, a: usize) -> &[u32] {

@@ -78,7 +78,7 @@ impl GpuEngine {
     pub fn new(ctx: &GpuContext, game: Game, num_envs: usize) -> Result<Self, GpuError> {
         let device = ctx.device.clone();
         let layout = Layout::new(&game, num_envs);
-        let tables = Tables::new(&game, &layout);
+        let tables = Tables::new(&game);
         let limits = device.limits();
         let mut regions = Vec::with_capacity(Buf::COUNT);
         for buf in Buf::ALL {

@@ -417,7 +417,7 @@ pub struct Tables {
 impl Tables {
     /// Builds the tables of `game`.
     #[must_use]
-    pub fn new(game: &Game, layout: &Layout) -> Self {
+    pub fn new(game: &Game) -> Self {
         let map = &game.map;
         let mut words = Vec::new();
         let mut offsets = Vec::new();
@@ -439,17 +439,7 @@ impl Tables {
         push("T_CELL_STATIC", &statics);
         push("T_APPLE_INDEX", &map.apple_index);
         push("T_APPLE_CELLS", &map.apple_cells);
-        let mask: Vec<u32> = (0..layout.apple_words)
-            .map(|w| {
-                let valid = map.apples() - w * 32;
-                if valid >= 32 {
-                    u32::MAX
-                } else {
-                    (1u32 << valid) - 1
-                }
-            })
-            .collect();
-        push("T_APPLE_MASK", &mask);
+        push("T_APPLE_MASK", &map.apple_mask());
         push("T_NBR_OFFSETS", &map.neighbour_offsets);
         push("T_NBR", &map.neighbours);
         push("T_THRESHOLDS", &game.regrowth_thresholds);
