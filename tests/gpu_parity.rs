@@ -294,3 +294,33 @@ fn a_batch_beyond_the_device_limits_is_a_clear_error() {
         Ok(_) => panic!("{envs} envs fit a device whose limit is {limit} bytes"),
     }
 }
+
+#[test]
+fn external_regions_are_checked_before_binding() {
+    let r = resolved("smoke.toml", &[]);
+    let mut gpu = GpuEngine::new(context(), r.game.clone(), 4).unwrap();
+    let own = gpu.region(sed_gpu::Buf::Obs).clone();
+    let small = sed_gpu::Region {
+        size: own.size - 4,
+        ..own.clone()
+    };
+    assert!(matches!(
+        gpu.bind_external(sed_gpu::Buf::Obs, small),
+        Err(sed_gpu::GpuError::Region { .. })
+    ));
+    let buffer = context().device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: own.size + 1024,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let shifted = sed_gpu::Region {
+        buffer,
+        offset: 4,
+        size: own.size,
+    };
+    assert!(matches!(
+        gpu.bind_external(sed_gpu::Buf::Obs, shifted),
+        Err(sed_gpu::GpuError::Misaligned { .. })
+    ));
+}

@@ -280,6 +280,14 @@ impl GpuEngine {
                 needed,
             });
         }
+        let alignment = self.device.limits().min_storage_buffer_offset_alignment as u64;
+        if !region.offset.is_multiple_of(alignment) {
+            return Err(GpuError::Misaligned {
+                buffer: buf.wgsl().0,
+                offset: region.offset,
+                alignment,
+            });
+        }
         self.regions[buf as usize] = Region {
             size: needed,
             ..region

@@ -63,6 +63,18 @@ pub enum GpuError {
         /// Needed size.
         needed: u64,
     },
+    /// An external region starts at an offset the device cannot bind.
+    #[error(
+        "region bound as `{buffer}` starts at byte {offset}, not a multiple of the device's storage offset alignment {alignment}"
+    )]
+    Misaligned {
+        /// The buffer.
+        buffer: &'static str,
+        /// The region's offset.
+        offset: u64,
+        /// `min_storage_buffer_offset_alignment`.
+        alignment: u64,
+    },
     /// A feature the GPU engine does not offer.
     #[error("{0}")]
     Unsupported(String),
