@@ -121,7 +121,6 @@ fn window_facing_north_covers_the_spec_rectangle_and_turns() {
     let (r, c) = (12u32, 8u32);
     sim.place(0, 0, r, c, facing::NORTH);
     sim.step();
-    let n = sim.players();
     let window = |sim: &Sim| sim.out.obs[..obs::OBS_STRIDE].to_vec();
     let expect_static = |wr: usize, wc: usize, f: u32| -> u8 {
         let (dr, dc) = obs::window_offset(f, wr, wc);
@@ -166,7 +165,6 @@ fn window_facing_north_covers_the_spec_rectangle_and_turns() {
     sim.step();
     assert_eq!(sim.pose(0, 0).2, facing::WEST);
     check(&sim, facing::WEST);
-    let _ = n;
 }
 
 #[test]

@@ -430,66 +430,49 @@ impl GpuEngine {
         Ok(out)
     }
 
+    /// The first `len` elements of a buffer (buffers of empty fields hold one padding word).
+    fn read_len<T: bytemuck::Pod>(&self, buf: Buf, len: usize) -> Result<Vec<T>, GpuError> {
+        let mut v = self.read(buf)?;
+        v.truncate(len);
+        Ok(v)
+    }
+
     /// The whole state, as `sed-core`'s [`State`].
     pub fn read_state(&self) -> Result<State, GpuError> {
         let l = self.layout;
-        let trim = |v: Vec<u32>, len: usize| v.into_iter().take(len).collect::<Vec<u32>>();
         let (e, n) = (l.num_envs, l.players);
         Ok(State {
-            tick: trim(self.read(Buf::Tick)?, e),
-            t: trim(self.read(Buf::T)?, e),
-            pose: trim(self.read(Buf::Pose)?, e * n),
-            apples: trim(self.read(Buf::Apples)?, e * l.apple_words),
-            period_income: trim(self.read(Buf::PeriodIncome)?, e * n),
-            period_net: self
-                .read::<i32>(Buf::PeriodNet)?
-                .into_iter()
-                .take(e * n)
-                .collect(),
-            round_apples: trim(self.read(Buf::RoundApples)?, e * n),
-            rates: trim(self.read(Buf::Rates)?, e * l.brackets),
+            tick: self.read_len(Buf::Tick, e)?,
+            t: self.read_len(Buf::T, e)?,
+            pose: self.read_len(Buf::Pose, e * n)?,
+            apples: self.read_len(Buf::Apples, e * l.apple_words)?,
+            period_income: self.read_len(Buf::PeriodIncome, e * n)?,
+            period_net: self.read_len(Buf::PeriodNet, e * n)?,
+            round_apples: self.read_len(Buf::RoundApples, e * n)?,
+            rates: self.read_len(Buf::Rates, e * l.brackets)?,
             stats: self.read_stats()?,
         })
     }
 
     /// The statistics buffer (the one thing a trainer reads each rollout).
     pub fn read_stats(&self) -> Result<Vec<u32>, GpuError> {
-        let mut v: Vec<u32> = self.read(Buf::Stats)?;
-        v.truncate(self.layout.num_envs * self.layout.stats);
-        Ok(v)
+        self.read_len(Buf::Stats, self.layout.num_envs * self.layout.stats)
     }
 
     /// Every output, as `sed-core`'s [`Outputs`].
     pub fn read_outputs(&self) -> Result<Outputs, GpuError> {
         let l = self.layout;
         let (e, n) = (l.num_envs, l.players);
-        let take_u32 = |buf: Buf, len: usize| -> Result<Vec<u32>, GpuError> {
-            Ok(self.read::<u32>(buf)?.into_iter().take(len).collect())
-        };
-        let take_f32 = |buf: Buf, len: usize| -> Result<Vec<f32>, GpuError> {
-            Ok(self.read::<f32>(buf)?.into_iter().take(len).collect())
-        };
-        let bytes = |buf: Buf, len: usize| -> Result<Vec<u8>, GpuError> {
-            Ok(self.read::<u8>(buf)?.into_iter().take(len).collect())
-        };
         Ok(Outputs {
-            obs: bytes(Buf::Obs, e * n * l.obs_stride)?,
-            final_obs: bytes(Buf::FinalObs, e * n * l.obs_stride)?,
-            principal_map: bytes(Buf::PrincipalMap, e * l.map_stride)?,
-            principal_features: take_f32(Buf::PrincipalFeatures, e * l.principal_features)?,
-            reward: take_f32(Buf::Reward, e * n)?,
-            principal_reward: take_f32(Buf::PrincipalReward, e)?,
-            terminated: take_u32(Buf::Terminated, e)?,
-            truncated: take_u32(Buf::Truncated, e)?,
-            flags: take_u32(Buf::Flags, e)?,
+            obs: self.read_len(Buf::Obs, e * n * l.obs_stride)?,
+            final_obs: self.read_len(Buf::FinalObs, e * n * l.obs_stride)?,
+            principal_map: self.read_len(Buf::PrincipalMap, e * l.map_stride)?,
+            principal_features: self.read_len(Buf::PrincipalFeatures, e * l.principal_features)?,
+            reward: self.read_len(Buf::Reward, e * n)?,
+            principal_reward: self.read_len(Buf::PrincipalReward, e)?,
+            terminated: self.read_len(Buf::Terminated, e)?,
+            truncated: self.read_len(Buf::Truncated, e)?,
+            flags: self.read_len(Buf::Flags, e)?,
         })
-    }
-
-    /// Waits until the device has finished all submitted work (for timing).
-    pub fn wait(&self) -> Result<(), GpuError> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| GpuError::Device(e.to_string()))
     }
 }

@@ -278,6 +278,41 @@ pub const RESET_ALL: KernelSpec = KernelSpec {
     final_only: false,
 };
 
+/// The principal's map of every env (before any reset, so final observations gather from it).
+pub const MAP_ALL: KernelSpec = KernelSpec {
+    name: "map_all",
+    sources: &[COMMON, APPLES, PRINCIPAL],
+    entry: "map_all",
+    bindings: PRINCIPAL_BINDINGS,
+    threads: Threads::MapWord,
+    final_only: false,
+};
+
+/// The principal's features.
+pub const FEATURES: KernelSpec = KernelSpec {
+    name: "features",
+    sources: &[COMMON, APPLES, PRINCIPAL],
+    entry: "features",
+    bindings: PRINCIPAL_BINDINGS,
+    threads: Threads::Env,
+    final_only: false,
+};
+
+/// The players' windows.
+pub const PLAYER_OBS: KernelSpec = KernelSpec {
+    name: "obs",
+    sources: &[COMMON, OBS],
+    entry: "main",
+    bindings: &[
+        (B::Pose, false),
+        (B::Flags, false),
+        (B::PrincipalMap, false),
+        (B::Obs, true),
+    ],
+    threads: Threads::Player,
+    final_only: false,
+};
+
 /// The step, in dispatch order.
 pub const STEP: [KernelSpec; 9] = [
     KernelSpec {
@@ -341,15 +376,7 @@ pub const STEP: [KernelSpec; 9] = [
         threads: Threads::Env,
         final_only: false,
     },
-    // The map before any reset: final observations are gathered from it.
-    KernelSpec {
-        name: "map_all",
-        sources: &[COMMON, APPLES, PRINCIPAL],
-        entry: "map_all",
-        bindings: PRINCIPAL_BINDINGS,
-        threads: Threads::MapWord,
-        final_only: false,
-    },
+    MAP_ALL,
     KernelSpec {
         name: "final_obs",
         sources: &[COMMON, OBS],
@@ -379,31 +406,12 @@ pub const STEP: [KernelSpec; 9] = [
         threads: Threads::MapWord,
         final_only: false,
     },
-    KernelSpec {
-        name: "features",
-        sources: &[COMMON, APPLES, PRINCIPAL],
-        entry: "features",
-        bindings: PRINCIPAL_BINDINGS,
-        threads: Threads::Env,
-        final_only: false,
-    },
-    KernelSpec {
-        name: "obs",
-        sources: &[COMMON, OBS],
-        entry: "main",
-        bindings: &[
-            (B::Pose, false),
-            (B::Flags, false),
-            (B::PrincipalMap, false),
-            (B::Obs, true),
-        ],
-        threads: Threads::Player,
-        final_only: false,
-    },
+    FEATURES,
+    PLAYER_OBS,
 ];
 
 /// After a reset, the observations: principal map, features, player windows.
-pub const OBSERVE: [KernelSpec; 3] = [STEP[3], STEP[7], STEP[8]];
+pub const OBSERVE: [KernelSpec; 3] = [MAP_ALL, FEATURES, PLAYER_OBS];
 
 /// The static tables of a game, with the offset of each table.
 #[derive(Clone, Debug)]
