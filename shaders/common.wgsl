@@ -1,29 +1,6 @@
-// Shared by every kernel: the counter-based RNG, the exact integer-to-float conversion,
-// geometry and indexing. Mirrors sed-core (rng.rs, reward.rs, obs.rs, types.rs); the
-// constants it uses come from the header that sed-gpu generates from sed-core.
-
-// Chris Wellons' lowbias32, as sed_core::rng::mix.
-fn mix(x0: u32) -> u32 {
-    var x = x0;
-    x ^= x >> 16u;
-    x *= 0x7feb352du;
-    x ^= x >> 15u;
-    x *= 0x846ca68bu;
-    x ^= x >> 16u;
-    return x;
-}
-
-fn tick_key(env: u32, tick: u32) -> u32 {
-    return mix(mix(RUN_KEY ^ env) ^ tick);
-}
-
-fn stream_key(tk: u32, stream: u32) -> u32 {
-    return mix(tk ^ (stream * 0x9e3779b9u));
-}
-
-fn draw(sk: u32, index: u32) -> u32 {
-    return mix(sk ^ index);
-}
+// Shared by every game kernel: the exact integer-to-float conversion, geometry and
+// indexing. Mirrors sed-core (reward.rs, obs.rs, types.rs); the constants it uses come from
+// the header that sed-gpu generates from sed-core. The RNG is in rng.wgsl.
 
 // Nearest f32 to v, ties to even, in integer arithmetic (sed_core::reward::exact_f32).
 fn exact_f32(v: i32) -> f32 {

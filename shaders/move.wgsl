@@ -29,6 +29,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         if ((tick / TAX_PERIOD) % ROUND_PERIODS == 0u) {
             for (var i = 0u; i < PLAYERS; i++) {
                 round_apples[base + i] = 0u;
+                round_net[base + i] = 0;
             }
         }
         for (var i = 0u; i < PLAYERS; i++) {

@@ -51,6 +51,7 @@ fn reset_all(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         period_income[env * PLAYERS + i] = 0u;
         period_net[env * PLAYERS + i] = 0;
         round_apples[env * PLAYERS + i] = 0u;
+        round_net[env * PLAYERS + i] = 0;
         reward[env * PLAYERS + i] = 0.0;
     }
     for (var b = 0u; b < BRACKETS; b++) {

@@ -56,6 +56,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     for (var i = 0u; i < PLAYERS; i++) {
         taxed[i] = i32(got[i]) * UNIT - net[i];
         period_net[base + i] += taxed[i];
+        round_net[base + i] += taxed[i];
         let s = sb + STAT_CUR_POST_TAX + i;
         stats[s] = bitcast<u32>(bitcast<i32>(stats[s]) + taxed[i]);
     }
@@ -88,20 +89,26 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var pr = 0.0;
     if (settle) {
         fl |= FLAG_PERIOD_END;
-        var sum_end = 0u;
-        var sum_start = 0u;
-        var min_end = 0xffffffffu;
-        var min_start = 0xffffffffu;
+        // The round's totals at the period's start and end, in the objective's units
+        // (raw apples, or after-tax apples in apple units).
+        var sum_end = 0;
+        var sum_start = 0;
+        var min_end = 0x7fffffff;
+        var min_start = 0x7fffffff;
         for (var i = 0u; i < PLAYERS; i++) {
-            let end = round_apples[base + i];
-            let start = end - period_income[base + i];
+            var end = i32(round_apples[base + i]);
+            var start = end - i32(period_income[base + i]);
+            if (WELFARE_POST_TAX != 0u) {
+                end = round_net[base + i];
+                start = end - period_net[base + i];
+            }
             sum_end += end;
             sum_start += start;
             min_end = min(min_end, end);
             min_start = min(min_start, start);
         }
-        let num = i32(params.eta_num) * (i32(sum_end) - i32(sum_start))
-            + i32(params.eta_den - params.eta_num) * (i32(min_end) - i32(min_start));
+        let num = i32(params.eta_num) * (sum_end - sum_start)
+            + i32(params.eta_den - params.eta_num) * (min_end - min_start);
         pr = exact_f32(num) * bitcast<f32>(params.eta_scale_bits);
         if (((tick / TAX_PERIOD) + 1u) % ROUND_PERIODS == 0u) {
             fl |= FLAG_ROUND_END;

@@ -182,3 +182,64 @@ fn smoke_boundaries_line_up() {
         assert_eq!(episode, tick % 40 == 39, "episode end at {tick}");
     }
 }
+
+#[test]
+fn post_tax_welfare_telescopes_to_the_rounds_after_tax_welfare() {
+    // With `vote.welfare_of = post_tax_income` the period rewards sum to W of the players'
+    // after-tax income over the round; with full redistribution of every bracket, the
+    // egalitarian objective then sees the mean income, not the poorest player's apples.
+    let mut sim = Sim::new(
+        resolved(
+            "smoke.toml",
+            &[
+                "vote.welfare_of=\"post_tax_income\"",
+                "vote.social_choice={ kind = \"fixed\", welfare = { kind = \"egalitarian\" } }",
+            ],
+        ),
+        4,
+    );
+    let n = sim.players();
+    let unit = sed_core::reward::apple_unit(n as u32) as f64;
+    let welfare = sim.params.welfare;
+    let mut sum = 0.0f64;
+    let mut rounds = 0;
+    let mut raw_min_total = 0.0;
+    let mut post_min_total = 0.0;
+    for tick in 0..400u32 {
+        for (i, a) in sim.actions.players.iter_mut().enumerate() {
+            *a = sed_core::rng::mix(tick * 131 + i as u32) % 7;
+        }
+        // Full rates in every bracket (choice 10 = rate 1.0).
+        sim.actions.principal.fill(10);
+        sim.step();
+        sum += sim.out.principal_reward[0] as f64;
+        if sim.out.flags[0] & flags::ROUND_END != 0 {
+            let post: Vec<f64> = sim.state.round_net[..n]
+                .iter()
+                .map(|&x| x as f64 / unit)
+                .collect();
+            let raw: Vec<f64> = sim.state.round_apples[..n]
+                .iter()
+                .map(|&x| x as f64)
+                .collect();
+            assert!(
+                (sum - welfare.eval(&post)).abs() < 1e-3,
+                "{sum} vs {post:?}"
+            );
+            let total: f64 = raw.iter().sum();
+            assert!(
+                (post.iter().sum::<f64>() - total).abs() < 1e-6,
+                "transfers sum to zero"
+            );
+            raw_min_total += welfare.eval(&raw);
+            post_min_total += welfare.eval(&post);
+            sum = 0.0;
+            rounds += 1;
+        }
+    }
+    assert!(rounds >= 10);
+    assert!(
+        post_min_total > raw_min_total,
+        "full redistribution raises the poorest player's income: {post_min_total} vs {raw_min_total}"
+    );
+}

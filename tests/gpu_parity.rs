@@ -68,6 +68,9 @@ fn compare(
             x as u32
         }),
         first_diff("round_apples", n, &cs.round_apples, &gs.round_apples, u),
+        first_diff("round_net", n, &cs.round_net, &gs.round_net, |x: i32| {
+            x as u32
+        }),
         first_diff("rates", l.brackets, &cs.rates, &gs.rates, u),
         first_diff("stats", l.stats, &cs.stats, &gs.stats, u),
         first_diff("obs", n * l.obs_stride, &co.obs, &go.obs, b),
@@ -190,6 +193,17 @@ fn smoke_tax_off_rates_reset_and_fixed_egalitarian_objective() {
         64,
         81,
         TaxSchedule::OFF,
+    );
+}
+
+#[test]
+fn smoke_post_tax_welfare_with_the_mean_vote() {
+    parity(
+        "smoke.toml",
+        &["vote.welfare_of=\"post_tax_income\"", "seed=11"],
+        9,
+        90,
+        TaxSchedule::FULL,
     );
 }
 
@@ -323,4 +337,36 @@ fn external_regions_are_checked_before_binding() {
         gpu.bind_external(sed_gpu::Buf::Obs, shifted),
         Err(sed_gpu::GpuError::Misaligned { .. })
     ));
+}
+
+#[test]
+fn sampling_noise_matches_the_cpu_bit_for_bit() {
+    let r = resolved("smoke.toml", &["seed=21"]);
+    let gpu = GpuEngine::new(context(), r.game.clone(), 2).unwrap();
+    let (rows, cols) = (70u32, 7u32);
+    let buffer = context().device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 4 * (rows * cols) as u64,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let region = sed_gpu::Region {
+        buffer,
+        offset: 0,
+        size: 4 * (rows * cols) as u64,
+    };
+    let target = gpu.noise_target(region.clone(), rows, cols).unwrap();
+    for (stream, tick) in [
+        (sed_core::rng::stream::PLAYER_ACTION, 0),
+        (sed_core::rng::stream::PRINCIPAL_CHOICE, 12_345),
+    ] {
+        gpu.fill_noise(&target, stream, tick);
+        let got: Vec<f32> = gpu.read_region(&region).unwrap();
+        for (i, &u) in got.iter().enumerate() {
+            let (row, col) = (i as u32 / cols, i as u32 % cols);
+            let want = sed_core::rng::policy_uniform(r.game.run_key, stream, row, tick, col);
+            assert_eq!(u.to_bits(), want.to_bits(), "row {row}, col {col}");
+            assert!(u > 0.0 && u < 1.0);
+        }
+    }
 }

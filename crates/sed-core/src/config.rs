@@ -147,6 +147,21 @@ pub struct VoteConfig {
     /// Tax periods per voting round (≥ 1). Rounds are online: a new round continues from
     /// the world as it is; only an episode end resets the world.
     pub round_periods: u32,
+    /// What the welfare objective is computed over: `raw_apples` (the paper's `A`, apples
+    /// collected before tax) or `post_tax_income` (apples after taxes and redistribution,
+    /// the AI Economist's convention for equality).
+    pub welfare_of: WelfareOf,
+}
+
+/// The per-player quantity the principal's welfare objective is computed over (SPEC §4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WelfareOf {
+    /// Raw apples collected since the voting round began (the paper).
+    #[default]
+    RawApples,
+    /// Apples after tax and redistribution since the voting round began.
+    PostTaxIncome,
 }
 
 /// A social choice function as written in a config.
@@ -240,6 +255,7 @@ impl Default for VoteConfig {
         Self {
             social_choice: SocialChoiceSpec::Mean,
             round_periods: 20,
+            welfare_of: WelfareOf::RawApples,
         }
     }
 }
@@ -286,6 +302,32 @@ pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), C
     Ok(())
 }
 
+/// Parses TOML text into a table and applies dotted overrides to it.
+pub fn parse_table(
+    text: &str,
+    overrides: &[String],
+    origin: &str,
+) -> Result<toml::Table, ConfigError> {
+    let mut table: toml::Table = text.parse().map_err(|source| ConfigError::Parse {
+        origin: origin.to_owned(),
+        source,
+    })?;
+    for o in overrides {
+        apply_override(&mut table, o)?;
+    }
+    Ok(table)
+}
+
+/// How errors name a text that overrides were applied to.
+#[must_use]
+pub fn origin_with(origin: &str, overrides: &[String]) -> String {
+    if overrides.is_empty() {
+        origin.to_owned()
+    } else {
+        format!("{origin} with overrides")
+    }
+}
+
 impl Config {
     /// Reads a config file and applies overrides. `map_file` is made relative to the
     /// file's directory.
@@ -295,31 +337,32 @@ impl Config {
             source,
         })?;
         let mut config = Self::from_toml(&text, overrides, &path.display().to_string())?;
-        if let Some(file) = &config.env.map_file
-            && file.is_relative()
-        {
-            config.env.map_file = Some(path.parent().unwrap_or(Path::new(".")).join(file));
-        }
+        config.rebase_paths(path.parent().unwrap_or(Path::new(".")));
         Ok(config)
     }
 
     /// Parses TOML text and applies overrides; `origin` names the text in errors.
     pub fn from_toml(text: &str, overrides: &[String], origin: &str) -> Result<Self, ConfigError> {
-        let mut table: toml::Table = text.parse().map_err(|source| ConfigError::Parse {
+        let table = parse_table(text, overrides, origin)?;
+        Self::from_table(table, &origin_with(origin, overrides))
+    }
+
+    /// The config of a parsed TOML table (overrides already applied); `origin` names it
+    /// in errors.
+    pub fn from_table(table: toml::Table, origin: &str) -> Result<Self, ConfigError> {
+        Self::deserialize(table).map_err(|source| ConfigError::Parse {
             origin: origin.to_owned(),
             source,
-        })?;
-        for o in overrides {
-            apply_override(&mut table, o)?;
-        }
-        Self::deserialize(table).map_err(|source| ConfigError::Parse {
-            origin: if overrides.is_empty() {
-                origin.to_owned()
-            } else {
-                format!("{origin} with overrides")
-            },
-            source,
         })
+    }
+
+    /// Makes a relative `env.map_file` relative to `dir` (the config file's directory).
+    pub fn rebase_paths(&mut self, dir: &Path) {
+        if let Some(file) = &self.env.map_file
+            && file.is_relative()
+        {
+            self.env.map_file = Some(dir.join(file));
+        }
     }
 
     /// The config as TOML, with the map inlined so the file stands alone.
@@ -536,6 +579,7 @@ impl Config {
             episode_len: e.episode_len,
             tax_period: t.period,
             round_periods: self.vote.round_periods,
+            welfare_of: self.vote.welfare_of,
             regrowth_thresholds: e
                 .regrowth_probabilities
                 .iter()
@@ -550,6 +594,16 @@ impl Config {
             run_key: crate::rng::run_key(self.seed),
             map,
         };
+        let vote = social_choice.choose(&game.types.selfishness, None);
+        if !game.welfare_is_exact(&vote) {
+            return Err(invalid(
+                "vote.welfare_of",
+                format!(
+                    "the voted objective {vote} over {:?} with {} players and tax periods of {} steps leaves the exact 32-bit range of the principal's reward; use raw_apples, fewer players or shorter periods",
+                    game.welfare_of, game.players, game.tax_period
+                ),
+            ));
+        }
         let mut config = self.clone();
         config.env.map = Some(map_text);
         config.env.map_file = None;
@@ -587,6 +641,8 @@ pub struct Game {
     pub tax_period: u32,
     /// Tax periods per voting round.
     pub round_periods: u32,
+    /// What the welfare objective is computed over.
+    pub welfare_of: WelfareOf,
     /// `draw < regrowth_thresholds[min(k, len − 1)]` regrows a cell with k live neighbours.
     pub regrowth_thresholds: Vec<u32>,
     /// The tax brackets.
@@ -603,6 +659,32 @@ pub struct Game {
     pub reset_rates_each_episode: bool,
     /// [`crate::rng::run_key`] of the seed.
     pub run_key: u32,
+}
+
+impl Game {
+    /// Units per apple of the quantity the welfare objective is computed over: 1 for raw
+    /// apples, [`crate::reward::apple_unit`] for post-tax income.
+    #[must_use]
+    pub fn welfare_unit(&self) -> i64 {
+        match self.welfare_of {
+            WelfareOf::RawApples => 1,
+            WelfareOf::PostTaxIncome => crate::reward::apple_unit(self.players) as i64,
+        }
+    }
+
+    /// Whether the principal's reward under `welfare` is computed exactly in 32 bits
+    /// (always true for Nash and p-means, which are evaluated in `f64` on the CPU).
+    #[must_use]
+    pub fn welfare_is_exact(&self, welfare: &crate::welfare::Welfare) -> bool {
+        welfare.linear().is_none_or(|eta| {
+            crate::principal::exact_welfare_bound(
+                eta.den,
+                self.players,
+                self.tax_period,
+                self.welfare_unit(),
+            ) <= i32::MAX as i64
+        })
+    }
 }
 
 /// A validated config with everything derived from it.

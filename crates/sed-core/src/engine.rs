@@ -8,7 +8,8 @@
 //! * [`State`], owned by the caller: `tick`, `t`, `pose` (`cell << 2 | facing` per
 //!   player), `apples` (bitset over apple cells), `period_income` (raw apples this tax
 //!   period), `period_net` (after-tax apples this period, in apple units), `round_apples`
-//!   (raw apples this voting round), `rates` (tenths per bracket) and `stats` ([`crate::stats`]).
+//!   (raw apples this voting round), `round_net` (after-tax apples this voting round, in
+//!   apple units), `rates` (tenths per bracket) and `stats` ([`crate::stats`]).
 //! * [`Actions`], written by the caller before each step: one action per player, one
 //!   choice per bracket head (read on decision steps only).
 //! * [`Outputs`], written by the engine: `obs`, `final_obs` (the last observation of an
@@ -34,7 +35,7 @@
 use rayon::prelude::*;
 use thiserror::Error;
 
-use crate::config::{Game, MAX_PLAYERS};
+use crate::config::{Game, MAX_PLAYERS, WelfareOf};
 use crate::map::{Map, Tile};
 use crate::obs::{self, OBS_STRIDE, WINDOW_CELLS, bits};
 use crate::principal::{self, CHOICES, TaxSchedule};
@@ -113,6 +114,8 @@ pub struct State {
     pub period_net: Vec<i32>,
     /// Raw apples this voting round, `[env][player]`.
     pub round_apples: Vec<u32>,
+    /// After-tax apples this voting round in apple units, `[env][player]`.
+    pub round_net: Vec<i32>,
     /// Tax rates in tenths, `[env][bracket]`.
     pub rates: Vec<u32>,
     /// Episode statistics, `[env][stats::len(n)]`.
@@ -184,6 +187,11 @@ pub enum EngineError {
         /// The value.
         value: u32,
     },
+    /// The objective's principal reward cannot be computed exactly in 32 bits.
+    #[error(
+        "the objective {0} is too fine for the exact 32-bit principal reward of this game (see Game::welfare_is_exact)"
+    )]
+    WelfareTooFine(String),
     /// A buffer of the wrong length.
     #[error("buffer `{name}` has length {len}, expected {expected}")]
     BufferLength {
@@ -231,7 +239,13 @@ type BlockParts<'a> = (
         &'a mut [u32],
         &'a mut [u32],
     ),
-    (&'a mut [i32], &'a mut [u32], &'a mut [u32], &'a mut [u32]),
+    (
+        &'a mut [i32],
+        &'a mut [u32],
+        &'a mut [i32],
+        &'a mut [u32],
+        &'a mut [u32],
+    ),
     (
         &'a mut [u8],
         &'a mut [u8],
@@ -265,6 +279,7 @@ struct Env<'a> {
     period_income: &'a mut [u32],
     period_net: &'a mut [i32],
     round_apples: &'a mut [u32],
+    round_net: &'a mut [i32],
     rates: &'a mut [u32],
     stats: &'a mut [u32],
 }
@@ -350,6 +365,7 @@ impl Engine {
             period_income: vec![0; e * n],
             period_net: vec![0; e * n],
             round_apples: vec![0; e * n],
+            round_net: vec![0; e * n],
             rates: vec![0; e * l.brackets],
             stats: vec![0; e * l.stats],
         }
@@ -394,6 +410,7 @@ impl Engine {
             e.period_income.fill(0);
             e.period_net.fill(0);
             e.round_apples.fill(0);
+            e.round_net.fill(0);
             e.rates.fill(0);
             e.stats.fill(0);
             engine.reset_world(env, 0, &mut e);
@@ -416,6 +433,9 @@ impl Engine {
         out: &mut Outputs,
     ) -> Result<(), EngineError> {
         self.check(state, out, Some(actions))?;
+        if !self.game.welfare_is_exact(&params.welfare) {
+            return Err(EngineError::WelfareTooFine(params.welfare.to_string()));
+        }
         let n = self.layout.players;
         if let Some(i) = actions.players.iter().position(|&a| a >= Action::COUNT) {
             return Err(EngineError::PlayerAction {
@@ -449,6 +469,7 @@ impl Engine {
             ("period_income", s.period_income.len(), e * n),
             ("period_net", s.period_net.len(), e * n),
             ("round_apples", s.round_apples.len(), e * n),
+            ("round_net", s.round_net.len(), e * n),
             ("rates", s.rates.len(), e * l.brackets),
             ("stats", s.stats.len(), e * l.stats),
             ("obs", o.obs.len(), e * n * l.obs_stride),
@@ -496,6 +517,7 @@ impl Engine {
         let mut income = s.period_income.chunks_mut(BLOCK * n);
         let mut net = s.period_net.chunks_mut(BLOCK * n);
         let mut round = s.round_apples.chunks_mut(BLOCK * n);
+        let mut round_net = s.round_net.chunks_mut(BLOCK * n);
         let mut rates = s.rates.chunks_mut(BLOCK * nb);
         let mut st = s.stats.chunks_mut(BLOCK * l.stats);
         let mut obs = o.obs.chunks_mut(BLOCK * ob);
@@ -523,7 +545,13 @@ impl Engine {
                         apples.next()?,
                         income.next()?,
                     ),
-                    (net.next()?, round.next()?, rates.next()?, st.next()?),
+                    (
+                        net.next()?,
+                        round.next()?,
+                        round_net.next()?,
+                        rates.next()?,
+                        st.next()?,
+                    ),
                     (
                         obs.next()?,
                         fin.next()?,
@@ -546,7 +574,7 @@ impl Engine {
         let body = |(blk, envs, parts): (usize, usize, BlockParts<'_>)| {
             let (
                 (tick, t, pose, apples, income),
-                (net, round, rates, st),
+                (net, round, rnet, rates, st),
                 (obs, fin, pmap, pfeat, rew),
                 (prew, term, trunc, fl, ap, aq),
             ) = parts;
@@ -566,6 +594,7 @@ impl Engine {
                     period_income: &mut income[span(i, n)],
                     period_net: &mut net[span(i, n)],
                     round_apples: &mut round[span(i, n)],
+                    round_net: &mut rnet[span(i, n)],
                     rates: &mut rates[span(i, nb)],
                     stats: &mut st[span(i, l.stats)],
                 };
@@ -639,6 +668,7 @@ impl Engine {
         if t % g.tax_period == 0 {
             if (tick / g.tax_period).is_multiple_of(g.round_periods) {
                 e.round_apples.fill(0);
+                e.round_net.fill(0);
             }
             e.period_income.fill(0);
             e.period_net.fill(0);
@@ -743,6 +773,7 @@ impl Engine {
         for i in 0..n {
             taxed[i] = ate[i] as i32 * unit - net[i];
             e.period_net[i] += taxed[i];
+            e.round_net[i] += taxed[i];
             let s = &mut e.stats[stats::cur_post_tax(n) + i];
             *s = (*s as i32 + taxed[i]) as u32;
         }
@@ -779,16 +810,19 @@ impl Engine {
         *o.principal_reward = 0.0;
         if settle {
             fl |= flags::PERIOD_END;
-            let mut start = [0u32; MAX_PLAYERS as usize];
-            for ((s, &round), &period) in start
-                .iter_mut()
-                .zip(e.round_apples.iter())
-                .zip(e.period_income.iter())
-            {
-                *s = round - period;
+            // The round's totals at the period's start and end, in the objective's units.
+            let mut start = [0i64; MAX_PLAYERS as usize];
+            let mut end = [0i64; MAX_PLAYERS as usize];
+            for i in 0..n {
+                let (round, period) = match g.welfare_of {
+                    WelfareOf::RawApples => (e.round_apples[i] as i64, e.period_income[i] as i64),
+                    WelfareOf::PostTaxIncome => (e.round_net[i] as i64, e.period_net[i] as i64),
+                };
+                end[i] = round;
+                start[i] = round - period;
             }
             *o.principal_reward =
-                principal::period_reward(&params.welfare, &start[..n], e.round_apples);
+                principal::period_reward(&params.welfare, &start[..n], &end[..n], g.welfare_unit());
             if (tick / g.tax_period + 1).is_multiple_of(g.round_periods) {
                 fl |= flags::ROUND_END;
             }

@@ -141,25 +141,48 @@ impl Curriculum {
 }
 
 /// The welfare-delta reward of one tax period (SPEC §4): `W(A_end) − W(A_start)`, with `A`
-/// the raw apples each player collected since the voting round began. Members of the linear
-/// family are computed exactly: `den · ΔW = num · ΔΣA + (den − num) · Δmin A`, converted
-/// once with [`crate::reward::exact_f32`] and scaled by `1 / den`; Nash and p-means are
-/// evaluated in `f64` and rounded to `f32`.
+/// what each player collected since the voting round began, counted in `1 / unit` apple
+/// (`unit` = 1 for raw apples, [`crate::reward::apple_unit`] for post-tax income). Members
+/// of the linear family are computed exactly: `den · unit · ΔW = num · ΔΣA + (den − num) ·
+/// Δmin A`, converted once with [`crate::reward::exact_f32`] and scaled by `1 / (den · unit)`
+/// (the caller checks the numerator's range with [`exact_welfare_bound`]); Nash and p-means
+/// are evaluated in `f64` and rounded to `f32`.
 #[must_use]
-pub fn period_reward(welfare: &Welfare, start: &[u32], end: &[u32]) -> f32 {
+pub fn period_reward(welfare: &Welfare, start: &[i64], end: &[i64], unit: i64) -> f32 {
     match welfare.linear() {
         Some(eta) => {
-            let d_sum = end.iter().sum::<u32>() as i64 - start.iter().sum::<u32>() as i64;
-            let d_min =
-                *end.iter().min().unwrap_or(&0) as i64 - *start.iter().min().unwrap_or(&0) as i64;
+            let d_sum = end.iter().sum::<i64>() - start.iter().sum::<i64>();
+            let d_min = *end.iter().min().unwrap_or(&0) - *start.iter().min().unwrap_or(&0);
             let num = eta.num as i64 * d_sum + (eta.den - eta.num) as i64 * d_min;
-            crate::reward::exact_f32(num as i32) * (1.0 / eta.den as f64) as f32
+            crate::reward::exact_f32(num as i32) * welfare_scale(eta, unit)
         }
         None => {
-            let f = |a: &[u32]| welfare.eval(&a.iter().map(|&x| x as f64).collect::<Vec<_>>());
+            let f = |a: &[i64]| {
+                welfare.eval(
+                    &a.iter()
+                        .map(|&x| x as f64 / unit as f64)
+                        .collect::<Vec<_>>(),
+                )
+            };
             (f(end) - f(start)) as f32
         }
     }
+}
+
+/// `1 / (den · unit)` as the `f32` both engines multiply the exact numerator by.
+#[must_use]
+pub fn welfare_scale(eta: crate::welfare::Ratio, unit: i64) -> f32 {
+    (1.0 / (eta.den as f64 * unit as f64)) as f32
+}
+
+/// The largest numerator [`period_reward`] can produce for a linear welfare with weight
+/// denominator `den`, `players` players, tax periods of `tax_period` steps and amounts in
+/// `1 / unit` apple (at most one apple per player per step; redistribution moves at most
+/// all of a period's apples to one player). Engines refuse objectives whose bound leaves
+/// `i32`.
+#[must_use]
+pub fn exact_welfare_bound(den: u32, players: u32, tax_period: u32, unit: i64) -> i64 {
+    den as i64 * players as i64 * tax_period as i64 * unit
 }
 
 #[cfg(test)]
@@ -211,8 +234,12 @@ mod tests {
         let a = [0, 0, 0];
         let b = [3, 1, 5];
         let c = [6, 4, 5];
-        let total = period_reward(&w, &a, &b) + period_reward(&w, &b, &c);
-        assert!((total - period_reward(&w, &a, &c)).abs() < 1e-6);
-        assert!((period_reward(&w, &a, &b) - (9.0 / 3.0 + 2.0 / 3.0)).abs() < 1e-6);
+        let total = period_reward(&w, &a, &b, 1) + period_reward(&w, &b, &c, 1);
+        assert!((total - period_reward(&w, &a, &c, 1)).abs() < 1e-6);
+        assert!((period_reward(&w, &a, &b, 1) - (9.0 / 3.0 + 2.0 / 3.0)).abs() < 1e-6);
+        // The same amounts in hundredths of an apple give the same reward.
+        let hundredths = |x: [i64; 3]| x.map(|v| v * 100);
+        let fine = period_reward(&w, &hundredths(a), &hundredths(b), 100);
+        assert!((fine - period_reward(&w, &a, &b, 1)).abs() < 1e-6);
     }
 }

@@ -36,6 +36,12 @@ pub mod stream {
     pub const SELFISHNESS: u32 = 5;
     /// Trust β of each player, drawn once per run (index = player).
     pub const TRUST: u32 = 6;
+    /// Sampling a player's action: the trainer's noise for row `env · n + player` at each
+    /// tick (index = action).
+    pub const PLAYER_ACTION: u32 = 7;
+    /// Sampling the principal's choice: noise for row `env · brackets + head` on decision
+    /// ticks (index = choice).
+    pub const PRINCIPAL_CHOICE: u32 = 8;
 }
 
 /// The `env` value used for per-run draws (player types), which belong to no env.
@@ -96,6 +102,23 @@ impl Stream {
     }
 }
 
+/// A draw mapped to a uniform `f32` in the open interval (0, 1): `(draw >> 9 + 0.5) · 2⁻²³`.
+/// Every step is exact in `f32` (23-bit integers, a half, a power of two), so any device
+/// computes the same bits.
+#[inline(always)]
+#[must_use]
+pub fn unit_open(draw: u32) -> f32 {
+    ((draw >> 9) as f32 + 0.5) * (1.0 / 8_388_608.0)
+}
+
+/// The `index`-th uniform of `stream` for row `row` at `tick`: the noise the trainer turns
+/// into samples (Gumbel-max), reproduced bit for bit by `sed-gpu`'s noise kernel.
+#[inline]
+#[must_use]
+pub fn policy_uniform(run_key: u32, stream: u32, row: u32, tick: u32, index: u32) -> f32 {
+    unit_open(Stream::new(tick_key(run_key, row, tick), stream).draw(index))
+}
+
 /// The integer threshold `t` such that `draw < t` has probability `p` (rounded to the
 /// nearest multiple of 2⁻³²). `p` must lie in `[0, 1]`; `p = 1` maps to `u32::MAX`, a
 /// probability of 1 − 2⁻³².
@@ -113,6 +136,14 @@ pub fn probability_threshold(p: f64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unit_open_stays_inside_the_open_interval() {
+        assert_eq!(unit_open(0), 0.5 / 8_388_608.0);
+        assert!(unit_open(u32::MAX) < 1.0);
+        assert!(unit_open(u32::MAX) > 0.999_999);
+        assert_eq!(unit_open(1 << 31), 0.5 + 0.5 / 8_388_608.0);
+    }
 
     #[test]
     fn mix_pins_known_values() {

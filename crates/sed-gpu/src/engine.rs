@@ -10,7 +10,7 @@ use sed_core::engine::{Actions, Layout, Outputs, State, StepParams};
 
 use crate::GpuError;
 use crate::context::GpuContext;
-use crate::kernels::{self, Buf, KernelSpec, Params, Tables, Threads, WORKGROUP};
+use crate::kernels::{self, Buf, KernelSpec, NoiseParams, Params, Tables, Threads, WORKGROUP};
 
 /// A byte range of a device buffer that an engine binds as one of its [`Buf`]s: its own
 /// allocation, or a region of another library's buffer (a Burn tensor's).
@@ -42,6 +42,18 @@ struct Kernel {
     groups: (u32, u32),
 }
 
+/// A buffer region that [`GpuEngine::fill_noise`] fills with sampling noise: its own
+/// uniform and bind group, so several targets can be filled in one step.
+pub struct NoiseTarget {
+    /// The region written.
+    pub region: Region,
+    rows: u32,
+    cols: u32,
+    uniform: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+    groups: (u32, u32),
+}
+
 /// The batched game on a GPU.
 pub struct GpuEngine {
     device: wgpu::Device,
@@ -54,6 +66,9 @@ pub struct GpuEngine {
     reset_all: Kernel,
     step: Vec<Kernel>,
     observe: Vec<Kernel>,
+    noise: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
+    max_dim: u32,
+    mirrors: Vec<(Buf, Region)>,
 }
 
 /// Workgroups `(x, y)` covering `threads` invocations, spilling into `y` past the device's
@@ -212,6 +227,7 @@ impl GpuEngine {
             .iter()
             .map(&build)
             .collect::<Result<Vec<_>, _>>()?;
+        let noise = Self::noise_pipeline(&device, &game)?;
         let tables_len = tables.words.len();
         Ok(Self {
             device,
@@ -224,7 +240,143 @@ impl GpuEngine {
             reset_all,
             step,
             observe,
+            noise,
+            max_dim,
+            mirrors: Vec::new(),
         })
+    }
+
+    fn noise_pipeline(
+        device: &wgpu::Device,
+        game: &Game,
+    ) -> Result<(wgpu::ComputePipeline, wgpu::BindGroupLayout), GpuError> {
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("noise"),
+            source: wgpu::ShaderSource::Wgsl(kernels::noise_source(game).into()),
+        });
+        let entry = |binding, ty| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("noise"),
+            entries: &[
+                entry(0, wgpu::BufferBindingType::Uniform),
+                entry(1, wgpu::BufferBindingType::Storage { read_only: false }),
+            ],
+        });
+        let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("noise"),
+            bind_group_layouts: &[Some(&bgl)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("noise"),
+            layout: Some(&layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::Shader {
+                kernel: "noise",
+                message: err.to_string(),
+            });
+        }
+        Ok((pipeline, bgl))
+    }
+
+    /// Prepares `region` (at least `rows · cols` floats) as a target of sampling noise.
+    pub fn noise_target(
+        &self,
+        region: Region,
+        rows: u32,
+        cols: u32,
+    ) -> Result<NoiseTarget, GpuError> {
+        let needed = 4 * rows as u64 * cols as u64;
+        if region.size < needed {
+            return Err(GpuError::Region {
+                buffer: "noise",
+                size: region.size,
+                needed,
+            });
+        }
+        let alignment = self.device.limits().min_storage_buffer_offset_alignment as u64;
+        if !region.offset.is_multiple_of(alignment) {
+            return Err(GpuError::Misaligned {
+                buffer: "noise",
+                offset: region.offset,
+                alignment,
+            });
+        }
+        let uniform = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("noise params"),
+            size: size_of::<NoiseParams>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let region = Region {
+            size: needed,
+            ..region
+        };
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("noise"),
+            layout: &self.noise.1,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uniform.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: region.binding(),
+                },
+            ],
+        });
+        Ok(NoiseTarget {
+            groups: groups(rows as u64 * cols as u64, self.max_dim)?,
+            region,
+            rows,
+            cols,
+            uniform,
+            bind_group,
+        })
+    }
+
+    /// Fills a noise target with `sed_core::rng::policy_uniform(run_key, stream, row, tick,
+    /// col)` for every element: one submit, nothing read back.
+    pub fn fill_noise(&self, target: &NoiseTarget, stream: u32, tick: u32) {
+        let p = NoiseParams {
+            len: target.rows * target.cols,
+            cols: target.cols,
+            stream,
+            tick,
+        };
+        self.queue
+            .write_buffer(&target.uniform, 0, bytemuck::bytes_of(&p));
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("noise"),
+            });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("noise"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&self.noise.0);
+            pass.set_bind_group(0, &target.bind_group, &[]);
+            pass.dispatch_workgroups(target.groups.0, target.groups.1, 1);
+        }
+        self.queue.submit([encoder.finish()]);
     }
 
     fn bind(
@@ -309,6 +461,40 @@ impl GpuEngine {
         Ok(())
     }
 
+    /// Copies `buf` into `region` at the end of every submit of the engine (reset, step,
+    /// [`GpuEngine::write_state`]), in the same command buffer: another library's tensor
+    /// (Burn's) then holds the engine's outputs without the engine binding its memory.
+    ///
+    /// Prefer this to [`GpuEngine::bind_external`] for buffers a kernel writes: a library
+    /// that sub-allocates its tensors from shared buffers may put two of them in one
+    /// buffer, and wgpu refuses a dispatch that binds one buffer both read-only and
+    /// writable, whatever the ranges.
+    pub fn mirror(&mut self, buf: Buf, region: Region) -> Result<(), GpuError> {
+        let needed = buf.bytes(&self.layout, self.tables_len);
+        if region.size < needed {
+            return Err(GpuError::Region {
+                buffer: buf.wgsl().0,
+                size: region.size,
+                needed,
+            });
+        }
+        if !region.offset.is_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT) {
+            return Err(GpuError::Misaligned {
+                buffer: buf.wgsl().0,
+                offset: region.offset,
+                alignment: wgpu::COPY_BUFFER_ALIGNMENT,
+            });
+        }
+        self.mirrors.push((
+            buf,
+            Region {
+                size: needed,
+                ..region
+            },
+        ));
+        Ok(())
+    }
+
     fn write_params(&self, params: &StepParams) -> Result<(), GpuError> {
         let Some(eta) = params.welfare.linear() else {
             return Err(GpuError::Unsupported(format!(
@@ -316,8 +502,7 @@ impl GpuEngine {
                 params.welfare
             )));
         };
-        let bound = eta.den as u64 * self.layout.players as u64 * self.game.tax_period as u64;
-        if bound > i32::MAX as u64 {
+        if !self.game.welfare_is_exact(&params.welfare) {
             return Err(GpuError::Unsupported(format!(
                 "welfare weight denominator {} is too fine for exact 32-bit rewards",
                 eta.den
@@ -331,7 +516,8 @@ impl GpuEngine {
             multiplier: s.multiplier_tenths,
             eta_num: eta.num,
             eta_den: eta.den,
-            eta_scale_bits: ((1.0 / eta.den as f64) as f32).to_bits(),
+            eta_scale_bits: sed_core::principal::welfare_scale(eta, self.game.welfare_unit())
+                .to_bits(),
             pad: 0,
         };
         self.queue
@@ -339,12 +525,22 @@ impl GpuEngine {
         Ok(())
     }
 
-    fn encode(&self, kernels: &[&Kernel]) -> wgpu::CommandBuffer {
+    fn encode(&self, inputs: &[(Buf, &Region)], kernels: &[&Kernel]) -> wgpu::CommandBuffer {
         let mut encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("sed-gpu"),
             });
+        for &(buf, src) in inputs {
+            let dst = &self.regions[buf as usize];
+            encoder.copy_buffer_to_buffer(
+                &src.buffer,
+                src.offset,
+                &dst.buffer,
+                dst.offset,
+                dst.size,
+            );
+        }
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("sed-gpu"),
@@ -355,6 +551,16 @@ impl GpuEngine {
                 pass.set_bind_group(0, &k.bind_group, &[]);
                 pass.dispatch_workgroups(k.groups.0, k.groups.1, 1);
             }
+        }
+        for (buf, dst) in &self.mirrors {
+            let src = &self.regions[*buf as usize];
+            encoder.copy_buffer_to_buffer(
+                &src.buffer,
+                src.offset,
+                &dst.buffer,
+                dst.offset,
+                dst.size,
+            );
         }
         encoder.finish()
     }
@@ -369,7 +575,7 @@ impl GpuEngine {
         let kernels: Vec<&Kernel> = std::iter::once(&self.reset_all)
             .chain(&self.observe)
             .collect();
-        self.queue.submit([self.encode(&kernels)]);
+        self.queue.submit([self.encode(&[], &kernels)]);
         Ok(())
     }
 
@@ -377,10 +583,65 @@ impl GpuEngine {
     /// Nothing is read back; out-of-range actions act as NOOP and out-of-range principal
     /// choices as "keep" (the CPU engine rejects them instead).
     pub fn step(&self, params: &StepParams) -> Result<(), GpuError> {
+        self.step_with(params, &[])
+    }
+
+    /// Steps every env once after copying each `(buf, region)` of `inputs` into the
+    /// engine's own `buf` in the same submit: e.g. the actions a network sampled into a
+    /// tensor of its own. Each region must hold at least the buffer's bytes.
+    pub fn step_with(
+        &self,
+        params: &StepParams,
+        inputs: &[(Buf, &Region)],
+    ) -> Result<(), GpuError> {
+        for &(buf, src) in inputs {
+            let needed = self.regions[buf as usize].size;
+            if src.size < needed {
+                return Err(GpuError::Region {
+                    buffer: buf.wgsl().0,
+                    size: src.size,
+                    needed,
+                });
+            }
+        }
         self.write_params(params)?;
         let kernels: Vec<&Kernel> = self.step.iter().collect();
-        self.queue.submit([self.encode(&kernels)]);
+        self.queue.submit([self.encode(inputs, &kernels)]);
         Ok(())
+    }
+
+    /// Uploads a whole state and set of outputs (e.g. from a checkpoint), as the engine's
+    /// buffers hold them. The layouts must be this engine's.
+    pub fn write_state(&self, state: &State, out: &Outputs) {
+        let up = |buf: Buf, bytes: &[u8]| {
+            let r = &self.regions[buf as usize];
+            if !bytes.is_empty() {
+                self.queue.write_buffer(&r.buffer, r.offset, bytes);
+            }
+        };
+        use bytemuck::cast_slice as c;
+        up(Buf::Tick, c(&state.tick));
+        up(Buf::T, c(&state.t));
+        up(Buf::Pose, c(&state.pose));
+        up(Buf::Apples, c(&state.apples));
+        up(Buf::PeriodIncome, c(&state.period_income));
+        up(Buf::PeriodNet, c(&state.period_net));
+        up(Buf::RoundApples, c(&state.round_apples));
+        up(Buf::RoundNet, c(&state.round_net));
+        up(Buf::Rates, c(&state.rates));
+        up(Buf::Stats, c(&state.stats));
+        up(Buf::Obs, &out.obs);
+        up(Buf::FinalObs, &out.final_obs);
+        up(Buf::PrincipalMap, &out.principal_map);
+        up(Buf::PrincipalFeatures, c(&out.principal_features));
+        up(Buf::Reward, c(&out.reward));
+        up(Buf::PrincipalReward, c(&out.principal_reward));
+        up(Buf::Terminated, c(&out.terminated));
+        up(Buf::Truncated, c(&out.truncated));
+        up(Buf::Flags, c(&out.flags));
+        if !self.mirrors.is_empty() {
+            self.queue.submit([self.encode(&[], &[])]);
+        }
     }
 
     /// Uploads actions (for tests and CPU-driven callers; a trainer writes them on the device).
@@ -396,7 +657,11 @@ impl GpuEngine {
 
     /// Copies a buffer back to the host (blocking).
     pub fn read<T: bytemuck::Pod>(&self, buf: Buf) -> Result<Vec<T>, GpuError> {
-        let r = &self.regions[buf as usize];
+        self.read_region(&self.regions[buf as usize])
+    }
+
+    /// Copies any region of a buffer with `COPY_SRC` usage back to the host (blocking).
+    pub fn read_region<T: bytemuck::Pod>(&self, r: &Region) -> Result<Vec<T>, GpuError> {
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: r.size,
@@ -449,6 +714,7 @@ impl GpuEngine {
             period_income: self.read_len(Buf::PeriodIncome, e * n)?,
             period_net: self.read_len(Buf::PeriodNet, e * n)?,
             round_apples: self.read_len(Buf::RoundApples, e * n)?,
+            round_net: self.read_len(Buf::RoundNet, e * n)?,
             rates: self.read_len(Buf::Rates, e * l.brackets)?,
             stats: self.read_stats()?,
         })

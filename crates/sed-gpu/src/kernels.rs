@@ -78,6 +78,8 @@ pub enum Buf {
     PeriodNet,
     /// `State::round_apples`.
     RoundApples,
+    /// `State::round_net`.
+    RoundNet,
     /// `State::rates`.
     Rates,
     /// `State::stats`.
@@ -123,6 +125,7 @@ impl Buf {
         Buf::PeriodIncome,
         Buf::PeriodNet,
         Buf::RoundApples,
+        Buf::RoundNet,
         Buf::Rates,
         Buf::Stats,
         Buf::Ate,
@@ -152,6 +155,7 @@ impl Buf {
             Buf::PeriodIncome => ("period_income", "u32"),
             Buf::PeriodNet => ("period_net", "i32"),
             Buf::RoundApples => ("round_apples", "u32"),
+            Buf::RoundNet => ("round_net", "i32"),
             Buf::Rates => ("rates", "u32"),
             Buf::Stats => ("stats", "u32"),
             Buf::Ate => ("ate", "u32"),
@@ -185,6 +189,7 @@ impl Buf {
             | Buf::PeriodIncome
             | Buf::PeriodNet
             | Buf::RoundApples
+            | Buf::RoundNet
             | Buf::Ate
             | Buf::Reward
             | Buf::Actions => e * n,
@@ -227,7 +232,9 @@ pub struct KernelSpec {
     pub final_only: bool,
 }
 
+const RNG: &str = include_str!("../../../shaders/rng.wgsl");
 const COMMON: &str = include_str!("../../../shaders/common.wgsl");
+const NOISE: &str = include_str!("../../../shaders/noise.wgsl");
 const APPLES: &str = include_str!("../../../shaders/apples.wgsl");
 const MOVE: &str = include_str!("../../../shaders/move.wgsl");
 const REGROW: &str = include_str!("../../../shaders/regrow.wgsl");
@@ -247,6 +254,7 @@ const RESET_BINDINGS: &[(Buf, bool)] = &[
     (B::PeriodIncome, true),
     (B::PeriodNet, true),
     (B::RoundApples, true),
+    (B::RoundNet, true),
     (B::Rates, true),
     (B::Stats, true),
     (B::Reward, true),
@@ -271,7 +279,7 @@ const PRINCIPAL_BINDINGS: &[(Buf, bool)] = &[
 /// Starts the run.
 pub const RESET_ALL: KernelSpec = KernelSpec {
     name: "reset_all",
-    sources: &[COMMON, RESET],
+    sources: &[RNG, COMMON, RESET],
     entry: "reset_all",
     bindings: RESET_BINDINGS,
     threads: Threads::Env,
@@ -281,7 +289,7 @@ pub const RESET_ALL: KernelSpec = KernelSpec {
 /// The principal's map of every env (before any reset, so final observations gather from it).
 pub const MAP_ALL: KernelSpec = KernelSpec {
     name: "map_all",
-    sources: &[COMMON, APPLES, PRINCIPAL],
+    sources: &[RNG, COMMON, APPLES, PRINCIPAL],
     entry: "map_all",
     bindings: PRINCIPAL_BINDINGS,
     threads: Threads::MapWord,
@@ -291,7 +299,7 @@ pub const MAP_ALL: KernelSpec = KernelSpec {
 /// The principal's features.
 pub const FEATURES: KernelSpec = KernelSpec {
     name: "features",
-    sources: &[COMMON, APPLES, PRINCIPAL],
+    sources: &[RNG, COMMON, APPLES, PRINCIPAL],
     entry: "features",
     bindings: PRINCIPAL_BINDINGS,
     threads: Threads::Env,
@@ -301,7 +309,7 @@ pub const FEATURES: KernelSpec = KernelSpec {
 /// The players' windows.
 pub const PLAYER_OBS: KernelSpec = KernelSpec {
     name: "obs",
-    sources: &[COMMON, OBS],
+    sources: &[RNG, COMMON, OBS],
     entry: "main",
     bindings: &[
         (B::Pose, false),
@@ -317,7 +325,7 @@ pub const PLAYER_OBS: KernelSpec = KernelSpec {
 pub const STEP: [KernelSpec; 9] = [
     KernelSpec {
         name: "move",
-        sources: &[COMMON, APPLES, MOVE],
+        sources: &[RNG, COMMON, APPLES, MOVE],
         entry: "main",
         bindings: &[
             (B::Tables, false),
@@ -328,6 +336,7 @@ pub const STEP: [KernelSpec; 9] = [
             (B::PeriodIncome, true),
             (B::PeriodNet, true),
             (B::RoundApples, true),
+            (B::RoundNet, true),
             (B::Rates, true),
             (B::Eaten, true),
             (B::Ate, true),
@@ -339,7 +348,7 @@ pub const STEP: [KernelSpec; 9] = [
     },
     KernelSpec {
         name: "regrow",
-        sources: &[COMMON, REGROW],
+        sources: &[RNG, COMMON, REGROW],
         entry: "main",
         bindings: &[
             (B::Tables, false),
@@ -354,7 +363,7 @@ pub const STEP: [KernelSpec; 9] = [
     },
     KernelSpec {
         name: "reward",
-        sources: &[COMMON, REWARD],
+        sources: &[RNG, COMMON, REWARD],
         entry: "main",
         bindings: &[
             (B::Tables, false),
@@ -365,6 +374,7 @@ pub const STEP: [KernelSpec; 9] = [
             (B::PeriodIncome, true),
             (B::PeriodNet, true),
             (B::RoundApples, true),
+            (B::RoundNet, true),
             (B::Rates, false),
             (B::Stats, true),
             (B::Reward, true),
@@ -379,7 +389,7 @@ pub const STEP: [KernelSpec; 9] = [
     MAP_ALL,
     KernelSpec {
         name: "final_obs",
-        sources: &[COMMON, OBS],
+        sources: &[RNG, COMMON, OBS],
         entry: "main",
         bindings: &[
             (B::Pose, false),
@@ -392,7 +402,7 @@ pub const STEP: [KernelSpec; 9] = [
     },
     KernelSpec {
         name: "auto_reset",
-        sources: &[COMMON, RESET],
+        sources: &[RNG, COMMON, RESET],
         entry: "auto_reset",
         bindings: RESET_BINDINGS,
         threads: Threads::Env,
@@ -400,7 +410,7 @@ pub const STEP: [KernelSpec; 9] = [
     },
     KernelSpec {
         name: "map_ended",
-        sources: &[COMMON, APPLES, PRINCIPAL],
+        sources: &[RNG, COMMON, APPLES, PRINCIPAL],
         entry: "map_ended",
         bindings: PRINCIPAL_BINDINGS,
         threads: Threads::MapWord,
@@ -488,6 +498,10 @@ pub fn header(game: &Game, layout: &Layout, tables: &Tables, spec: &KernelSpec) 
     u("EPISODE_LEN", game.episode_len as u64);
     u("TAX_PERIOD", game.tax_period as u64);
     u("ROUND_PERIODS", game.round_periods as u64);
+    u(
+        "WELFARE_POST_TAX",
+        matches!(game.welfare_of, sed_core::config::WelfareOf::PostTaxIncome) as u64,
+    );
     u("RUN_KEY", game.run_key as u64);
     u(
         "REWARD_FORM",
@@ -600,6 +614,35 @@ pub fn header(game: &Game, layout: &Layout, tables: &Tables, spec: &KernelSpec) 
         .unwrap();
     }
     h
+}
+
+/// The uniform of the noise kernel ([`NOISE`]): `len` elements of a row-major buffer with
+/// `cols` columns, drawn from `stream` at `tick`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct NoiseParams {
+    /// Elements to fill (rows × cols).
+    pub len: u32,
+    /// Columns per row.
+    pub cols: u32,
+    /// The RNG stream (`sed_core::rng::stream`).
+    pub stream: u32,
+    /// The tick the draws are keyed by.
+    pub tick: u32,
+}
+const _: () = assert!(size_of::<NoiseParams>() == 16);
+
+/// The WGSL of the noise kernel: the trainer's sampling noise, keyed by the game's run key.
+#[must_use]
+pub fn noise_source(game: &Game) -> String {
+    let mut s = String::from("// Generated by sed-gpu from sed-core; do not edit.\n");
+    writeln!(s, "const WG: u32 = {WORKGROUP}u;").unwrap();
+    writeln!(s, "const RUN_KEY: u32 = {}u;", game.run_key).unwrap();
+    for part in [RNG, NOISE] {
+        s.push('\n');
+        s.push_str(part);
+    }
+    s
 }
 
 /// The whole WGSL source of `spec`.

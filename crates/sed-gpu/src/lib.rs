@@ -24,7 +24,7 @@ pub mod engine;
 pub mod kernels;
 
 pub use context::GpuContext;
-pub use engine::{GpuEngine, Region};
+pub use engine::{GpuEngine, NoiseTarget, Region};
 pub use kernels::Buf;
 
 /// What can go wrong on the GPU side.
