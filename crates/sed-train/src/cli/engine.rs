@@ -1,62 +1,23 @@
-//! `sed`: run the batched CPU engine of the apple-picking game.
-//!
-//! `sed bench` measures the CPU and GPU engines over batch sizes.
-//! `sed rollout` steps N envs with uniformly random player and principal actions, prints
-//! throughput and episode statistics, and writes the resolved config and a summary into
-//! the output directory. `sed render` prints a few steps of one env as text.
+//! `sed-train rollout` steps N envs of the CPU engine with uniformly random player and
+//! principal actions, prints throughput and episode statistics, and writes the resolved
+//! config and a summary into the output directory. `sed-train render` prints a few steps of
+//! one env as text.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
-use sed_core::config::{Config, Resolved};
+use clap::Args;
 use sed_core::engine::{Actions, Engine, StepParams, flags};
 use sed_core::principal::CHOICES;
 use sed_core::rng::{self, Stream};
 use sed_core::types::Action;
+use sed_train::checkpoint::write_atomic;
 
-mod bench;
-
-#[derive(Parser)]
-#[command(
-    name = "sed",
-    version,
-    about = "Social Environment Design: the apple-picking game on a batched engine"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Step many envs with random actions; print throughput and episode statistics.
-    Rollout(RolloutArgs),
-    /// Print one env as text for a few steps of random actions.
-    Render(RenderArgs),
-    /// Env-steps per second of the CPU and GPU engines over batch sizes; table and CSV.
-    Bench(bench::BenchArgs),
-}
+use super::ConfigArgs;
 
 #[derive(Args)]
-pub(crate) struct ConfigArgs {
-    /// The config file.
-    #[arg(long, default_value = "configs/apple_picking.toml")]
-    config: PathBuf,
-    /// Override a config field, e.g. `--set tax.period=25` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
-    /// Number of envs (overrides `env.num_envs`).
-    #[arg(long)]
-    envs: Option<u32>,
-    /// Seed (overrides `seed`).
-    #[arg(long)]
-    seed: Option<u64>,
-}
-
-#[derive(Args)]
-struct RolloutArgs {
+pub struct RolloutArgs {
     #[command(flatten)]
     config: ConfigArgs,
     /// Steps to take (default: two episodes).
@@ -71,35 +32,12 @@ struct RolloutArgs {
 }
 
 #[derive(Args)]
-struct RenderArgs {
+pub struct RenderArgs {
     #[command(flatten)]
     config: ConfigArgs,
     /// Steps to show.
     #[arg(long, default_value_t = 3)]
     steps: u32,
-}
-
-fn main() -> Result<()> {
-    match Cli::parse().command {
-        Command::Rollout(args) => rollout(args),
-        Command::Render(args) => render(args),
-        Command::Bench(args) => {
-            let resolved = resolve(&args.config)?;
-            bench::run(args, resolved)
-        }
-    }
-}
-
-fn resolve(args: &ConfigArgs) -> Result<Resolved> {
-    let mut overrides = args.overrides.clone();
-    if let Some(envs) = args.envs {
-        overrides.push(format!("env.num_envs={envs}"));
-    }
-    if let Some(seed) = args.seed {
-        overrides.push(format!("seed={seed}"));
-    }
-    let config = Config::load(&args.config, &overrides)?;
-    Ok(config.resolve()?)
 }
 
 /// Fills the action buffers with uniform random actions drawn from the project RNG under
@@ -115,14 +53,7 @@ fn random_actions(actions: &mut Actions, seed: u64, step: u32) {
     }
 }
 
-/// Writes `contents` to `path` atomically (a temporary file, then a rename).
-pub(crate) fn write_atomic(path: &Path, contents: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
-}
-
-fn rollout(args: RolloutArgs) -> Result<()> {
+pub fn rollout(args: RolloutArgs) -> Result<()> {
     if let Some(threads) = args.threads {
         if threads == 0 {
             bail!("--threads must be at least 1");
@@ -131,7 +62,7 @@ fn rollout(args: RolloutArgs) -> Result<()> {
             .num_threads(threads)
             .build_global()?;
     }
-    let resolved = resolve(&args.config)?;
+    let resolved = args.config.resolve()?.game;
     let game = &resolved.game;
     let steps = args.steps.unwrap_or(2 * game.episode_len);
     let engine = Engine::new(game.clone(), resolved.num_envs as usize);
@@ -193,7 +124,10 @@ fn rollout(args: RolloutArgs) -> Result<()> {
 
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    write_atomic(&args.out.join("config.toml"), &resolved.config.to_toml())?;
+    write_atomic(
+        &args.out.join("config.toml"),
+        resolved.config.to_toml().as_bytes(),
+    )?;
     let report = serde_json::json!({
         "env_steps": env_steps,
         "engine_seconds": engine_secs,
@@ -203,14 +137,14 @@ fn rollout(args: RolloutArgs) -> Result<()> {
     });
     write_atomic(
         &args.out.join("summary.json"),
-        &serde_json::to_string_pretty(&report)?,
+        serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     println!("wrote {}", args.out.display());
     Ok(())
 }
 
-fn render(args: RenderArgs) -> Result<()> {
-    let mut resolved = resolve(&args.config)?;
+pub fn render(args: RenderArgs) -> Result<()> {
+    let mut resolved = args.config.resolve()?.game;
     resolved.num_envs = 1;
     let engine = Engine::new(resolved.game.clone(), 1);
     let (mut state, mut out, mut actions) = (

@@ -1,4 +1,4 @@
-//! `sed bench`: env-steps per second of the CPU and GPU engines over batch sizes, every
+//! `sed-train bench-env`: env-steps per second of the CPU and GPU engines over batch sizes, every
 //! player's observation written. Prints a table and writes CSV.
 //!
 //! Actions are random but not timed: the CPU cycles 8 precomputed tables; the GPU binds
@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use sed_core::config::Resolved;
 use sed_core::engine::{Engine, StepParams};
 use sed_core::principal::TaxSchedule;
 use sed_core::rng;
@@ -20,7 +19,7 @@ use sed_gpu::{Buf, GpuContext, GpuEngine, Region};
 #[derive(Args)]
 pub struct BenchArgs {
     #[command(flatten)]
-    pub config: crate::ConfigArgs,
+    pub config: super::ConfigArgs,
     /// Batch sizes to measure.
     #[arg(
         long,
@@ -77,7 +76,8 @@ fn time(
     Ok((n, start.elapsed().as_secs_f64()))
 }
 
-pub fn run(args: BenchArgs, resolved: Resolved) -> Result<()> {
+pub fn run(args: BenchArgs) -> Result<()> {
+    let resolved = args.config.resolve()?.game;
     let game = &resolved.game;
     let params = StepParams {
         schedule: TaxSchedule::FULL,
@@ -183,7 +183,7 @@ pub fn run(args: BenchArgs, resolved: Resolved) -> Result<()> {
     if let Some(dir) = args.csv.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    crate::write_atomic(&args.csv, &csv)?;
+    sed_train::checkpoint::write_atomic(&args.csv, csv.as_bytes())?;
     println!("wrote {}", args.csv.display());
     Ok(())
 }

@@ -1,0 +1,3 @@
+//! `sed-train bench`: see `sed_train::bench`.
+
+pub use sed_train::bench::{BenchArgs, run};

@@ -1,0 +1,225 @@
+//! The networks: one policy shared by all players, and the principal's (SPEC §5).
+//!
+//! Both are actor-critic networks with CleanRL's initialisation: orthogonal weights with
+//! gain √2 in the torso, 0.01 on the actor head and 1 on the critic head, zero biases.
+//! Their actor heads return logits `[rows, heads, choices]`: one head of 7 actions for a
+//! player, one head of 12 choices per tax bracket for the principal, so that one PPO
+//! implementation serves both.
+
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::{Device, Tensor};
+use burn::tensor::activation::relu;
+use sed_core::obs::{WINDOW_COLS, WINDOW_ROWS};
+
+use crate::config::Torso;
+use crate::features::CHANNELS;
+
+/// A linear layer with CleanRL's initialisation: orthogonal weight with `gain`, zero bias.
+fn layer(inputs: usize, outputs: usize, gain: f64, device: &Device) -> Linear {
+    let mut l = LinearConfig::new(inputs, outputs)
+        .with_initializer(Initializer::Orthogonal { gain })
+        .init(device);
+    l.bias = Some(Initializer::Zeros.init([outputs], device));
+    l
+}
+
+fn conv(inputs: usize, outputs: usize, kernel: usize, device: &Device) -> Conv2d {
+    let mut c = Conv2dConfig::new([inputs, outputs], [kernel, kernel])
+        .with_padding(PaddingConfig2d::Same)
+        .with_initializer(Initializer::Orthogonal {
+            gain: std::f64::consts::SQRT_2,
+        })
+        .init(device);
+    c.bias = Some(Initializer::Zeros.init([outputs], device));
+    c
+}
+
+/// ReLU layers.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    layers: Vec<Linear>,
+}
+
+impl Mlp {
+    fn new(inputs: usize, hidden: &[usize], device: &Device) -> Self {
+        let mut layers = Vec::with_capacity(hidden.len());
+        let mut width = inputs;
+        for &h in hidden {
+            layers.push(layer(width, h, std::f64::consts::SQRT_2, device));
+            width = h;
+        }
+        Self { layers }
+    }
+
+    fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
+        for l in &self.layers {
+            x = relu(l.forward(x));
+        }
+        x
+    }
+}
+
+/// SocialJax's Commons Harvest CNN: conv 32·5×5 → 32·3×3 → 32·3×3 (same padding), then
+/// dense 64 on the flattened maps and the player's extra inputs.
+#[derive(Module, Debug)]
+pub struct Cnn {
+    c1: Conv2d,
+    c2: Conv2d,
+    c3: Conv2d,
+    dense: Linear,
+}
+
+const CNN_CHANNELS: usize = 32;
+const CNN_DENSE: usize = 64;
+
+impl Cnn {
+    fn new(extras: usize, device: &Device) -> Self {
+        Self {
+            c1: conv(CHANNELS, CNN_CHANNELS, 5, device),
+            c2: conv(CNN_CHANNELS, CNN_CHANNELS, 3, device),
+            c3: conv(CNN_CHANNELS, CNN_CHANNELS, 3, device),
+            dense: layer(
+                CNN_CHANNELS * WINDOW_ROWS * WINDOW_COLS + extras,
+                CNN_DENSE,
+                std::f64::consts::SQRT_2,
+                device,
+            ),
+        }
+    }
+
+    /// `window` `[rows, cells, CHANNELS]`, `extras` `[rows, X]` → `[rows, 64]`.
+    fn forward(&self, window: Tensor<3>, extras: Tensor<2>) -> Tensor<2> {
+        let [rows, _, _] = window.dims();
+        let x = window
+            .reshape([rows, WINDOW_ROWS, WINDOW_COLS, CHANNELS])
+            .permute([0, 3, 1, 2]);
+        let x = relu(self.c1.forward(x));
+        let x = relu(self.c2.forward(x));
+        let x = relu(self.c3.forward(x));
+        let flat = x.reshape([rows, CNN_CHANNELS * WINDOW_ROWS * WINDOW_COLS]);
+        relu(self.dense.forward(Tensor::cat(vec![flat, extras], 1)))
+    }
+}
+
+/// The players' shared policy and value network.
+#[derive(Module, Debug)]
+pub struct PlayerNet {
+    mlp: Option<Mlp>,
+    cnn: Option<Cnn>,
+    actor: Linear,
+    critic: Linear,
+}
+
+impl PlayerNet {
+    /// A network for windows of `cells` cells and `extras` extra inputs per player.
+    #[must_use]
+    pub fn new(
+        torso: Torso,
+        cells: usize,
+        extras: usize,
+        hidden: &[usize],
+        actions: usize,
+        device: &Device,
+    ) -> Self {
+        let (mlp, cnn, width) = match torso {
+            Torso::Mlp => (
+                Some(Mlp::new(cells * CHANNELS + extras, hidden, device)),
+                None,
+                *hidden.last().expect("validated: at least one layer"),
+            ),
+            Torso::Cnn => (None, Some(Cnn::new(extras, device)), CNN_DENSE),
+        };
+        Self {
+            mlp,
+            cnn,
+            actor: layer(width, actions, 0.01, device),
+            critic: layer(width, 1, 1.0, device),
+        }
+    }
+
+    /// `window` `[rows, cells, CHANNELS]`, `extras` `[rows, X]` → logits `[rows, 1,
+    /// actions]` and values `[rows]`.
+    pub fn forward(&self, window: Tensor<3>, extras: Tensor<2>) -> (Tensor<3>, Tensor<1>) {
+        let [rows, cells, channels] = window.dims();
+        let h = match (&self.mlp, &self.cnn) {
+            (Some(mlp), _) => mlp.forward(Tensor::cat(
+                vec![window.reshape([rows, cells * channels]), extras],
+                1,
+            )),
+            (None, Some(cnn)) => cnn.forward(window, extras),
+            (None, None) => unreachable!("a player network has a torso"),
+        };
+        heads(&self.actor, &self.critic, h, 1)
+    }
+
+    /// Values only, `[rows]`.
+    pub fn value(&self, window: Tensor<3>, extras: Tensor<2>) -> Tensor<1> {
+        self.forward(window, extras).1
+    }
+}
+
+fn heads(actor: &Linear, critic: &Linear, h: Tensor<2>, n_heads: usize) -> (Tensor<3>, Tensor<1>) {
+    let [rows, _] = h.dims();
+    let logits = actor.forward(h.clone());
+    let choices = logits.dims()[1] / n_heads;
+    let value = critic.forward(h).reshape([rows]);
+    (logits.reshape([rows, n_heads, choices]), value)
+}
+
+/// The principal's policy and value network: an MLP on its map and features, one head of
+/// 12 choices per tax bracket.
+#[derive(Module, Debug)]
+pub struct PrincipalNet {
+    mlp: Mlp,
+    actor: Linear,
+    critic: Linear,
+    #[module(skip)]
+    heads: usize,
+}
+
+impl PrincipalNet {
+    /// A network for maps of `cells` cells, `features` features, `heads` heads of
+    /// `choices` choices.
+    #[must_use]
+    pub fn new(
+        cells: usize,
+        features: usize,
+        hidden: &[usize],
+        heads: usize,
+        choices: usize,
+        device: &Device,
+    ) -> Self {
+        let width = *hidden.last().expect("validated: at least one layer");
+        Self {
+            mlp: Mlp::new(cells * CHANNELS + features, hidden, device),
+            actor: layer(width, heads * choices, 0.01, device),
+            critic: layer(width, 1, 1.0, device),
+            heads,
+        }
+    }
+
+    /// `map` `[envs, cells, CHANNELS]`, `features` `[envs, F]` → logits `[envs, heads,
+    /// choices]` and values `[envs]`.
+    pub fn forward(&self, map: Tensor<3>, features: Tensor<2>) -> (Tensor<3>, Tensor<1>) {
+        let [rows, cells, channels] = map.dims();
+        let h = self.mlp.forward(Tensor::cat(
+            vec![map.reshape([rows, cells * channels]), features],
+            1,
+        ));
+        heads(&self.actor, &self.critic, h, self.heads)
+    }
+}
+
+/// Forces every parameter of `module` to be initialised now (Burn initialises lazily), so
+/// that the order of random draws, and hence the network, depends only on the seed.
+pub fn materialise<M: Module>(module: &M) {
+    struct Touch;
+    impl burn::module::ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Touch);
+}

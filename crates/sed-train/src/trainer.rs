@@ -1,0 +1,1178 @@
+//! The SED training loop (SPEC §1, §4, §5): rollouts of `sampling_horizon` steps in which
+//! the shared player policy acts every step and the principal on decision steps, then PPO
+//! updates of both, the vote at every round, the tax curriculum, metrics and checkpoints.
+//!
+//! The loop is the same on both paths ([`crate::env::VecEnv`]); rollout storage, GAE and
+//! minibatch gathers stay on the training device. The host reads, once per iteration, the
+//! env's statistics and one batch of tensors (losses, diagnostics, a finiteness check of
+//! every parameter, returns, rates); [`Trainer::host_reads`] counts them.
+//!
+//! Players: one transition per player and step; truncation at the episode's end bootstraps
+//! from the value of the final observation, the rollout's cut from the value of the next
+//! observation; nothing in this game is terminal. Principal: a semi-MDP with one transition
+//! per env and tax period, taken on the period's decision step, rewarded with the change of
+//! the voted welfare over the period (paid on the settlement step) and discounted per
+//! period; a voting round's end is terminal for it (the next round may vote another
+//! objective, and its welfare restarts from zero).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use burn::module::{Module, ModuleVisitor, ParamId};
+use burn::optim::GradientsParams;
+use burn::prelude::{Device, Int, Tensor, TensorData};
+use burn::tensor::Transaction;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use sed_core::engine::StepParams;
+use sed_core::principal::{CHOICES, CurriculumMode, KEEP, TaxSchedule};
+use sed_core::stats;
+use sed_core::types::Action;
+use sed_core::welfare::Welfare;
+
+use crate::adam::Adam;
+use crate::checkpoint::{self, EnvSnapshot, TrainerState, write_atomic};
+use crate::config::{PpoConfig, RunConfig};
+use crate::device::Picked;
+use crate::env::{CpuEnv, GpuEnv, Noise, VecEnv};
+use crate::features::Inputs;
+use crate::metrics::Row;
+use crate::nets::{PlayerNet, PrincipalNet, materialise};
+use crate::policy::{choice_mask, sample};
+use crate::ppo::{self, Samples};
+
+/// The version written into checkpoints; a checkpoint of another version is refused.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What an iteration's rollout left for the update.
+struct Rollout {
+    /// `[T, R, W]` packed player observations.
+    obs: Tensor<3, Int>,
+    /// `[T, E, F]` principal features of each step (the players' tax inputs).
+    features: Tensor<3>,
+    actions: Tensor<2, Int>,
+    logp: Tensor<2>,
+    values: Tensor<2>,
+    rewards: Tensor<2>,
+    /// `[T, R]` value of the state after each step.
+    next_values: Tensor<2>,
+    /// 0 where an episode ended after the step.
+    trace: Vec<f32>,
+    principal: Option<PrincipalRollout>,
+    /// Mean episodic return of each episode that ended, `[1]` each.
+    episode_returns: Vec<Tensor<1>>,
+    /// Mean principal return of each round that ended, `[1]` each.
+    round_returns: Vec<Tensor<1>>,
+    env_seconds: f64,
+    inference_seconds: f64,
+}
+
+struct PrincipalRollout {
+    /// Steps of the rollout that were decisions, in order.
+    steps: Vec<usize>,
+    /// `[K, E, MW]` packed maps.
+    maps: Tensor<3, Int>,
+    choices: Tensor<3, Int>,
+    logp: Tensor<2>,
+    values: Tensor<2>,
+    masks: Tensor<4>,
+    rewards: Tensor<2>,
+    next_values: Tensor<2>,
+    /// 0 where a round ended with the decision's period.
+    trace: Vec<f32>,
+}
+
+/// Seconds spent in each part of training, measured with a device sync around each part
+/// when profiling is on ([`Trainer::set_profile`]); the syncs slow a GPU down, so
+/// throughput is measured without them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Profile {
+    /// Env steps (kernels or the CPU engine).
+    pub env: f64,
+    /// Rollout inference: unpacking, forward passes, sampling, storage.
+    pub inference: f64,
+    /// Update forward and backward passes (GAE, gathers and losses included).
+    pub backward: f64,
+    /// Optimizer steps (norm, clipping, Adam).
+    pub optimizer: f64,
+}
+
+/// Waits until the device has finished the work `t` depends on (and everything queued
+/// before it), by reading one element.
+fn sync<const D: usize>(t: &Tensor<D>) {
+    let _ = t.clone().reshape([-1]).narrow(0, 0, 1).into_data();
+}
+
+/// How a policy acts in an evaluation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Actor {
+    /// The trained network, sampling.
+    Trained,
+    /// Uniformly random actions (players) or choices (principal).
+    Uniform,
+    /// The principal always makes this choice (`0..=10` a rate, 11 keep), players NOOP.
+    Fixed(u32),
+}
+
+/// Means over the envs of an evaluation's episodes.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Evaluation {
+    /// Episodes per env.
+    pub episodes: u32,
+    /// Raw apples per player per episode.
+    pub apples_per_player: f64,
+    /// The voted objective on each episode's per-player totals.
+    pub welfare: f64,
+    /// 1 − Gini of post-tax incomes.
+    pub equality: f64,
+    /// Mean tax rate over brackets and envs at the end.
+    pub mean_rate: f64,
+}
+
+/// The trainer: both learners, their optimizers, the env and the counters of the run.
+pub struct Trainer {
+    run: RunConfig,
+    picked: Picked,
+    env: Box<dyn VecEnv>,
+    dev: Device,
+    inputs: Inputs,
+    players: PlayerNet,
+    principal: PrincipalNet,
+    opt_players: Adam,
+    opt_principal: Adam,
+    rng: ChaCha8Rng,
+    shuffle_seed: u64,
+    tick: u64,
+    iteration: u64,
+    episode_return: Tensor<1>,
+    round_return: Tensor<1>,
+    keep: Tensor<1, Int>,
+    host_reads: u64,
+    elapsed: f64,
+    profile: Option<Profile>,
+}
+
+fn make_env(run: &RunConfig, picked: &Picked, num_envs: usize) -> Result<Box<dyn VecEnv>> {
+    let game = run.game.game.clone();
+    Ok(match picked {
+        Picked::Cpu => Box::new(CpuEnv::new(game, num_envs, picked.burn())),
+        Picked::Gpu(ctx, device) => Box::new(GpuEnv::new(ctx, device.clone(), game, num_envs)?),
+    })
+}
+
+/// Bytes of the largest rollout tensor and of all of them together.
+fn rollout_bytes(run: &RunConfig, l: &sed_core::engine::Layout) -> (u64, u64) {
+    let t = run.train.sampling_horizon as u64;
+    let rows = (l.num_envs * l.players) as u64;
+    let obs = 4 * t * rows * (l.obs_stride / 4) as u64;
+    // Per player row and step: action, log-prob, value, reward, advantage, return.
+    let floats = 4 * t * rows * 6;
+    let features = 4 * t * (l.num_envs * l.principal_features) as u64;
+    let maps = 4 * (t / run.game.game.tax_period as u64) * (l.num_envs * l.map_stride / 4) as u64;
+    (obs, obs + floats + features + maps)
+}
+
+/// Refuses a batch the device cannot hold, naming the field to change.
+fn check_capacity(run: &RunConfig, l: &sed_core::engine::Layout, picked: &Picked) -> Result<()> {
+    let (largest, total) = rollout_bytes(run, l);
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    match picked {
+        Picked::Gpu(ctx, _) => {
+            let limits = ctx.device.limits();
+            let max = limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size);
+            if largest > max {
+                bail!(
+                    "`env.num_envs`: {} envs with train.sampling_horizon = {} need a {:.2} GiB observation buffer, more than this device's largest buffer ({:.2} GiB); use fewer envs or a shorter horizon",
+                    l.num_envs,
+                    run.train.sampling_horizon,
+                    gib(largest),
+                    gib(max)
+                );
+            }
+        }
+        Picked::Cpu => {
+            if let Some(available) = available_memory()
+                && total > available
+            {
+                bail!(
+                    "`env.num_envs`: {} envs with train.sampling_horizon = {} need about {:.1} GiB for a rollout, more than the {:.1} GiB of memory available; use fewer envs or a shorter horizon",
+                    l.num_envs,
+                    run.train.sampling_horizon,
+                    gib(total),
+                    gib(available)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `MemAvailable` of `/proc/meminfo`, where there is one.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Float values of a read tensor.
+fn floats(data: TensorData) -> Result<Vec<f32>> {
+    data.convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| anyhow!("reading back a tensor: {e:?}"))
+}
+
+impl Trainer {
+    /// A fresh run: networks initialised from the seed, every env reset.
+    pub fn new(run: RunConfig, picked: Picked) -> Result<Self> {
+        let l = sed_core::engine::Layout::new(&run.game.game, run.game.num_envs as usize);
+        check_capacity(&run, &l, &picked)?;
+        let dev = picked.burn();
+        // Burn draws initial weights from one process-wide generator: seed it and draw
+        // every weight under a lock, so trainers created at the same time stay reproducible.
+        static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let init = INIT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        dev.seed(run.game.config.seed);
+        let game = &run.game.game;
+        let inputs = Inputs::new(game, l, run.train.player_sees_tax, &dev);
+        let train_dev = dev.clone().autodiff();
+        let players = PlayerNet::new(
+            run.train.torso,
+            sed_core::obs::WINDOW_CELLS,
+            inputs.player_extras(),
+            &run.train.players.hidden,
+            Action::COUNT as usize,
+            &train_dev,
+        );
+        materialise(&players);
+        let principal = PrincipalNet::new(
+            inputs.map_cells(),
+            l.principal_features,
+            &run.train.principal.hidden,
+            l.brackets,
+            CHOICES as usize,
+            &train_dev,
+        );
+        materialise(&principal);
+        drop(init);
+        let mut env = make_env(&run, &picked, l.num_envs)?;
+        env.reset()?;
+        let shuffle_seed = run.game.config.seed ^ 0x5ed_7a1e_5eed;
+        Ok(Self {
+            opt_players: Adam::new(run.train.players.adam_eps),
+            opt_principal: Adam::new(run.train.principal.adam_eps),
+            rng: ChaCha8Rng::seed_from_u64(shuffle_seed),
+            shuffle_seed,
+            tick: 0,
+            iteration: 0,
+            episode_return: Tensor::zeros([l.num_envs * l.players], &dev),
+            round_return: Tensor::zeros([l.num_envs], &dev),
+            keep: Tensor::full([l.num_envs * l.brackets], KEEP as i32, &dev),
+            host_reads: 0,
+            elapsed: 0.0,
+            profile: None,
+            run,
+            picked,
+            env,
+            dev,
+            inputs,
+            players,
+            principal,
+        })
+    }
+
+    /// The run's config.
+    #[must_use]
+    pub fn run(&self) -> &RunConfig {
+        &self.run
+    }
+
+    /// Iterations completed.
+    #[must_use]
+    pub fn iteration(&self) -> u64 {
+        self.iteration
+    }
+
+    /// Env-steps taken by every env so far.
+    #[must_use]
+    pub fn tick(&self) -> u64 {
+        self.tick
+    }
+
+    /// What runs the env and the networks.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        self.env.describe()
+    }
+
+    /// Device-to-host reads so far (the env's and the trainer's).
+    #[must_use]
+    pub fn host_reads(&self) -> u64 {
+        self.host_reads + self.env.host_reads()
+    }
+
+    /// The players' network (for tests and evaluation).
+    #[must_use]
+    pub fn players(&self) -> &PlayerNet {
+        &self.players
+    }
+
+    /// The principal's network.
+    #[must_use]
+    pub fn principal(&self) -> &PrincipalNet {
+        &self.principal
+    }
+
+    fn read(&mut self, tx: Transaction) -> Result<Vec<TensorData>> {
+        self.host_reads += 1;
+        tx.try_execute()
+            .map_err(|e| anyhow!("reading back from the device: {e:?}"))
+    }
+
+    /// The tax schedule after `episodes` completed episodes.
+    fn schedule(&self, episodes: u64) -> TaxSchedule {
+        self.run.game.schedule(episodes)
+    }
+
+    /// `1` in phase 1 of the rate-cap curriculum (taxes off, principal frozen), else `2`.
+    #[must_use]
+    pub fn phase(&self) -> u32 {
+        let c = &self.run.game.curriculum;
+        let episodes = self.tick / self.run.game.game.episode_len as u64;
+        if c.mode == CurriculumMode::RateCap && episodes < c.phase1_episodes {
+            1
+        } else {
+            2
+        }
+    }
+
+    fn lr(&self, cfg: &PpoConfig) -> f64 {
+        if cfg.anneal_lr {
+            let frac = 1.0 - self.iteration as f64 / self.run.iterations() as f64;
+            cfg.learning_rate * frac.max(0.0)
+        } else {
+            cfg.learning_rate
+        }
+    }
+
+    /// The objective the players vote for this round: their reports go through the
+    /// configured social choice function.
+    fn vote(&self) -> Welfare {
+        self.run
+            .game
+            .social_choice
+            .choose(&self.run.game.game.types.selfishness, None)
+    }
+
+    /// Player windows and extras of one step's observations.
+    fn player_inputs(&self, obs: Tensor<2, Int>, features: Tensor<2>) -> (Tensor<3>, Tensor<2>) {
+        (self.inputs.windows(obs), self.inputs.step_extras(features))
+    }
+
+    /// Turns the per-part timing syncs on (`Some` zeroes the totals) or off.
+    pub fn set_profile(&mut self, on: bool) {
+        self.profile = on.then(Profile::default);
+    }
+
+    /// The per-part totals since profiling was turned on.
+    #[must_use]
+    pub fn profile(&self) -> Option<Profile> {
+        self.profile
+    }
+
+    fn collect(&mut self, progress: &mut dyn FnMut(u64)) -> Result<Rollout> {
+        let g = self.run.game.game.clone();
+        let l = self.env.layout();
+        let t_len = self.run.train.sampling_horizon as usize;
+        let (e, n, b) = (l.num_envs, l.players, l.brackets);
+        let r = e * n;
+        let (w, mw, f) = (l.obs_stride / 4, l.map_stride / 4, l.principal_features);
+        let (period, episode_len) = (g.tax_period as u64, g.episode_len as u64);
+        let round_len = period * g.round_periods as u64;
+        let dev = self.dev.clone();
+        let policy = self.players.valid();
+        let ppolicy = self.principal.valid();
+
+        let mut obs_buf = Tensor::<3, Int>::zeros([t_len, r, w], &dev);
+        let mut feat_buf = Tensor::<3>::zeros([t_len, e, f], &dev);
+        let mut rew_buf = Tensor::<2>::zeros([t_len, r], &dev);
+        let k_max = t_len / period as usize;
+        let mut map_buf = Tensor::<3, Int>::zeros([k_max, e, mw], &dev);
+        let mut prew_buf = Tensor::<2>::zeros([k_max, e], &dev);
+        let (mut actions, mut logps, mut values) = (Vec::new(), Vec::new(), Vec::new());
+        let mut finals: Vec<(usize, Tensor<1>)> = Vec::new();
+        let mut trace = vec![1.0f32; t_len];
+        let (mut dsteps, mut dchoices, mut dlogp, mut dvalues, mut dmasks) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut dtrace: Vec<f32> = Vec::new();
+        let mut episode_returns = Vec::new();
+        let mut round_returns = Vec::new();
+        let mut welfare = self.vote();
+        let (mut env_seconds, mut inference_seconds) = (0.0, 0.0);
+
+        #[allow(clippy::needless_range_loop)] // `s` indexes the step in several buffers
+        for s in 0..t_len {
+            let clock = Instant::now();
+            let tick = self.tick;
+            let t = tick % episode_len;
+            if tick.is_multiple_of(round_len) {
+                welfare = self.vote();
+            }
+            let schedule = self.schedule(tick / episode_len);
+            let obs = self.env.obs();
+            let features = self.env.principal_features();
+            let (window, extras) = self.player_inputs(obs.clone(), features.clone());
+            let (logits, value) = policy.forward(window, extras);
+            let noise = self.env.noise(Noise::Players, tick as u32)?;
+            let act = sample(logits.clone().reshape([r, Action::COUNT as usize]), noise);
+            let (logp, _) = ppo::log_prob_entropy(logits, act.clone().reshape([r, 1]));
+            obs_buf = obs_buf.slice_assign([s..s + 1, 0..r, 0..w], obs.reshape([1, r, w]));
+            feat_buf =
+                feat_buf.slice_assign([s..s + 1, 0..e, 0..f], features.clone().reshape([1, e, f]));
+            actions.push(act.clone());
+            logps.push(logp.clone());
+            values.push(value);
+
+            let decides = t.is_multiple_of(period) && schedule.principal_learns;
+            let choices = if decides {
+                let k = dsteps.len();
+                let words = self.env.principal_map();
+                map_buf = map_buf
+                    .slice_assign([k..k + 1, 0..e, 0..mw], words.clone().reshape([1, e, mw]));
+                let (plogits, pvalue) =
+                    ppolicy.forward(self.inputs.principal_map(words), features.clone());
+                let rates = features.narrow(1, n, b);
+                let mask = choice_mask(rates, schedule.rate_cap_tenths, g.max_rate_change_tenths);
+                let masked = plogits + mask.clone();
+                let noise = self.env.noise(Noise::Principal, tick as u32)?;
+                let ch = sample(masked.clone().reshape([e * b, CHOICES as usize]), noise);
+                let (plogp, _) = ppo::log_prob_entropy(masked, ch.clone().reshape([e, b]));
+                dsteps.push(s);
+                dchoices.push(ch.clone().reshape([e, b]));
+                dlogp.push(plogp);
+                dvalues.push(pvalue);
+                dmasks.push(mask);
+                dtrace.push(1.0);
+                ch
+            } else {
+                self.keep.clone()
+            };
+            if self.profile.is_some() {
+                sync(&logp);
+            }
+            inference_seconds += clock.elapsed().as_secs_f64();
+
+            let clock = Instant::now();
+            let params = StepParams { schedule, welfare };
+            self.env.step(act, choices, &params)?;
+            let reward = self.env.reward();
+            if self.profile.is_some() {
+                sync(&reward);
+            }
+            env_seconds += clock.elapsed().as_secs_f64();
+
+            let clock = Instant::now();
+            rew_buf = rew_buf.slice_assign([s..s + 1, 0..r], reward.clone().reshape([1, r]));
+            self.episode_return = self.episode_return.clone() + reward;
+            let settles = t % period == period - 1;
+            if settles && dsteps.last().is_some_and(|&d| s - d < period as usize) {
+                let k = dsteps.len() - 1;
+                let pr = self.env.principal_reward();
+                prew_buf = prew_buf.slice_assign([k..k + 1, 0..e], pr.clone().reshape([1, e]));
+                self.round_return = self.round_return.clone() + pr;
+            }
+            if t == episode_len - 1 {
+                // Truncation: bootstrap from the final observation, cut the trace.
+                let (window, extras) =
+                    self.player_inputs(self.env.final_obs(), self.env.principal_features());
+                finals.push((s, policy.value(window, extras)));
+                trace[s] = 0.0;
+                episode_returns.push(self.episode_return.clone().mean());
+                self.episode_return = self.episode_return.clone().zeros_like();
+            }
+            if (tick + 1).is_multiple_of(round_len) {
+                if let Some(last) = dtrace.last_mut()
+                    && dsteps.last().is_some_and(|&d| s - d < period as usize)
+                {
+                    *last = 0.0;
+                    round_returns.push(self.round_return.clone().mean());
+                }
+                self.round_return = self.round_return.clone().zeros_like();
+            }
+            self.tick += 1;
+            inference_seconds += clock.elapsed().as_secs_f64();
+            progress(e as u64);
+        }
+
+        let clock = Instant::now();
+        let (window, extras) = self.player_inputs(self.env.obs(), self.env.principal_features());
+        let boot = policy.value(window, extras);
+        let values_t = Tensor::stack::<2>(values, 0);
+        let mut next: Vec<Tensor<1>> = (1..t_len)
+            .map(|s| values_t.clone().slice([s..s + 1, 0..r]).reshape([r]))
+            .collect();
+        next.push(boot);
+        for (s, v) in finals {
+            next[s] = v;
+        }
+        let principal = if dsteps.is_empty() {
+            None
+        } else {
+            let k = dsteps.len();
+            let pvalues = Tensor::stack::<2>(dvalues, 0);
+            let mut pnext: Vec<Tensor<1>> = (1..k)
+                .map(|i| pvalues.clone().slice([i..i + 1, 0..e]).reshape([e]))
+                .collect();
+            // The rollout ends just before a decision step: that state is the next one.
+            let (_, pboot) = ppolicy.forward(
+                self.inputs.principal_map(self.env.principal_map()),
+                self.env.principal_features(),
+            );
+            pnext.push(pboot);
+            Some(PrincipalRollout {
+                steps: dsteps,
+                maps: map_buf.slice([0..k, 0..e, 0..mw]),
+                choices: Tensor::stack::<3>(dchoices, 0),
+                logp: Tensor::stack::<2>(dlogp, 0),
+                values: pvalues,
+                masks: Tensor::stack::<4>(dmasks, 0),
+                rewards: prew_buf.slice([0..k, 0..e]),
+                next_values: Tensor::stack::<2>(pnext, 0),
+                trace: dtrace,
+            })
+        };
+        inference_seconds += clock.elapsed().as_secs_f64();
+        if let Some(p) = &mut self.profile {
+            p.env += env_seconds;
+            p.inference += inference_seconds;
+        }
+        Ok(Rollout {
+            obs: obs_buf,
+            features: feat_buf,
+            actions: Tensor::stack::<2>(actions, 0),
+            logp: Tensor::stack::<2>(logps, 0),
+            values: values_t,
+            rewards: rew_buf,
+            next_values: Tensor::stack::<2>(next, 0),
+            trace,
+            principal,
+            episode_returns,
+            round_returns,
+            env_seconds,
+            inference_seconds,
+        })
+    }
+}
+
+/// The slices of a shuffled permutation of `0..rows` into `minibatches` near-equal parts.
+fn minibatches(perm: &[u32], minibatches: usize) -> impl Iterator<Item = &[u32]> {
+    let rows = perm.len();
+    (0..minibatches).map(move |i| &perm[i * rows / minibatches..(i + 1) * rows / minibatches])
+}
+
+/// Entries of a learner's metric vector, in order (summed over minibatches).
+const LOSS_NAMES: [&str; 7] = [
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "old_approx_kl",
+    "approx_kl",
+    "clipfrac",
+    "grad_norm",
+];
+
+/// PPO epochs over `rows` samples: shuffled minibatches (from the host generator), one
+/// Adam step each. `forward(model, rows)` gives the minibatch's logits, new values and
+/// collected samples. Returns the metric sums `[7]` and the number of minibatches.
+#[allow(clippy::too_many_arguments)]
+fn ppo_epochs<M: Module + Clone>(
+    model: &mut M,
+    adam: &mut Adam,
+    cfg: &PpoConfig,
+    lr: f64,
+    rows: usize,
+    rng: &mut ChaCha8Rng,
+    mut profile: Option<&mut Profile>,
+    mut forward: impl FnMut(&M, &[u32]) -> (Tensor<3>, Tensor<1>, Samples),
+) -> (Tensor<1>, usize) {
+    let mut acc: Option<Tensor<1>> = None;
+    let mut count = 0;
+    for _ in 0..cfg.update_epochs {
+        let mut perm: Vec<u32> = (0..rows as u32).collect();
+        perm.shuffle(rng);
+        for chunk in minibatches(&perm, cfg.minibatches as usize) {
+            if chunk.is_empty() {
+                continue;
+            }
+            let clock = Instant::now();
+            let (logits, new_values, samples) = forward(model, chunk);
+            let t = ppo::terms(logits, new_values, &samples, cfg);
+            let grads = GradientsParams::from_grads(t.loss.backward(), model);
+            if let Some(p) = profile.as_deref_mut() {
+                if let Some(sq) = crate::adam::grad_sq_norm(model, &grads) {
+                    sync(&sq);
+                }
+                p.backward += clock.elapsed().as_secs_f64();
+            }
+            let clock = Instant::now();
+            let (updated, norm) = adam.step(model.clone(), grads, lr, cfg.max_grad_norm);
+            *model = updated;
+            if let Some(p) = profile.as_deref_mut() {
+                let (_, sums) = param_sums(model, "");
+                sync(&Tensor::cat(sums, 0));
+                p.optimizer += clock.elapsed().as_secs_f64();
+            }
+            let m = Tensor::cat(
+                vec![
+                    t.policy_loss.inner(),
+                    t.value_loss.inner(),
+                    t.entropy.inner(),
+                    t.old_approx_kl.inner(),
+                    t.approx_kl.inner(),
+                    t.clipfrac.inner(),
+                    norm,
+                ],
+                0,
+            );
+            acc = Some(match acc {
+                Some(a) => a + m,
+                None => m,
+            });
+            count += 1;
+        }
+    }
+    (acc.expect("at least one minibatch"), count)
+}
+
+/// The sum of every parameter, by path (a NaN or Inf anywhere makes its sum non-finite).
+fn param_sums<M: Module>(module: &M, prefix: &str) -> (Vec<String>, Vec<Tensor<1>>) {
+    struct Sums(Vec<String>, Vec<Tensor<1>>, String);
+    impl ModuleVisitor for Sums {
+        fn visit_float_with_path<const D: usize>(
+            &mut self,
+            path: &[String],
+            _id: ParamId,
+            tensor: &Tensor<D>,
+        ) {
+            self.0.push(format!("{}.{}", self.2, path.join(".")));
+            self.1.push(tensor.clone().inner().sum());
+        }
+    }
+    let mut v = Sums(Vec::new(), Vec::new(), prefix.to_owned());
+    module.visit(&mut v);
+    (v.0, v.1)
+}
+
+fn ids_of(indices: impl Iterator<Item = usize>, device: &Device) -> Tensor<1, Int> {
+    let v: Vec<i32> = indices.map(|i| i as i32).collect();
+    let len = v.len();
+    Tensor::from_data(TensorData::new(v, [len]), device)
+}
+
+impl Trainer {
+    fn update_players(&mut self, ro: &Rollout, lr: f64) -> (Tensor<1>, usize, Tensor<1>) {
+        let cfg = self.run.train.players.clone();
+        let l = self.env.layout();
+        let (e, n) = (l.num_envs, l.players);
+        let [t_len, r] = ro.values.dims();
+        let (w, f) = (l.obs_stride / 4, l.principal_features);
+        let adv = ppo::gae(
+            ro.rewards.clone(),
+            ro.values.clone(),
+            ro.next_values.clone(),
+            &vec![1.0; t_len],
+            &ro.trace,
+            cfg.gamma,
+            cfg.gae_lambda,
+        );
+        let rows = t_len * r;
+        let returns = (adv.clone() + ro.values.clone()).reshape([rows]);
+        let values = ro.values.clone().reshape([rows]);
+        let ev = ppo::explained_variance(values.clone(), returns.clone());
+        let obs = ro.obs.clone().reshape([rows, w]);
+        let features = ro.features.clone().reshape([t_len * e, f]);
+        let actions = ro.actions.clone().reshape([rows]);
+        let logp = ro.logp.clone().reshape([rows]);
+        let adv = adv.reshape([rows]);
+        let (inputs, dev) = (self.inputs.clone(), self.dev.clone());
+        let (sums, count) = ppo_epochs(
+            &mut self.players,
+            &mut self.opt_players,
+            &cfg,
+            lr,
+            rows,
+            &mut self.rng,
+            self.profile.as_mut(),
+            |model, chunk| {
+                let m = chunk.len();
+                let it = || chunk.iter().map(|&i| i as usize);
+                let idx = ids_of(it(), &dev);
+                let env_idx = ids_of(it().map(|i| (i / r) * e + (i % r) / n), &dev);
+                let player_idx = ids_of(it().map(|i| i % n), &dev);
+                let window = inputs.windows(obs.clone().select(0, idx.clone()));
+                let extras = inputs.extras(features.clone(), env_idx, player_idx);
+                let (logits, new_values) = model.forward(window, extras);
+                let samples = Samples {
+                    actions: actions.clone().select(0, idx.clone()).reshape([m, 1]),
+                    logp: logp.clone().select(0, idx.clone()),
+                    values: values.clone().select(0, idx.clone()),
+                    advantages: adv.clone().select(0, idx.clone()),
+                    returns: returns.clone().select(0, idx),
+                };
+                (logits, new_values, samples)
+            },
+        );
+        (sums, count, ev)
+    }
+
+    fn update_principal(
+        &mut self,
+        p: &PrincipalRollout,
+        features: &Tensor<3>,
+        lr: f64,
+    ) -> (Tensor<1>, usize, Tensor<1>) {
+        let cfg = self.run.train.principal.clone();
+        let l = self.env.layout();
+        let (e, b, f, mw) = (
+            l.num_envs,
+            l.brackets,
+            l.principal_features,
+            l.map_stride / 4,
+        );
+        let k = p.steps.len();
+        let adv = ppo::gae(
+            p.rewards.clone(),
+            p.values.clone(),
+            p.next_values.clone(),
+            &p.trace,
+            &p.trace,
+            cfg.gamma,
+            cfg.gae_lambda,
+        );
+        let rows = k * e;
+        let returns = (adv.clone() + p.values.clone()).reshape([rows]);
+        let values = p.values.clone().reshape([rows]);
+        let ev = ppo::explained_variance(values.clone(), returns.clone());
+        let t_len = features.dims()[0];
+        let features = features.clone().reshape([t_len * e, f]);
+        let maps = p.maps.clone().reshape([rows, mw]);
+        let choices = p.choices.clone().reshape([rows, b]);
+        let masks = p.masks.clone().reshape([rows, b, CHOICES as usize]);
+        let logp = p.logp.clone().reshape([rows]);
+        let adv = adv.reshape([rows]);
+        let steps = p.steps.clone();
+        let (inputs, dev) = (self.inputs.clone(), self.dev.clone());
+        let (sums, count) = ppo_epochs(
+            &mut self.principal,
+            &mut self.opt_principal,
+            &cfg,
+            lr,
+            rows,
+            &mut self.rng,
+            self.profile.as_mut(),
+            |model, chunk| {
+                let it = || chunk.iter().map(|&j| j as usize);
+                let idx = ids_of(it(), &dev);
+                let feat_idx = ids_of(it().map(|j| steps[j / e] * e + j % e), &dev);
+                let map = inputs.principal_map(maps.clone().select(0, idx.clone()));
+                let (logits, new_values) = model.forward(map, features.clone().select(0, feat_idx));
+                let samples = Samples {
+                    actions: choices.clone().select(0, idx.clone()),
+                    logp: logp.clone().select(0, idx.clone()),
+                    values: values.clone().select(0, idx.clone()),
+                    advantages: adv.clone().select(0, idx.clone()),
+                    returns: returns.clone().select(0, idx.clone()),
+                };
+                (logits + masks.clone().select(0, idx), new_values, samples)
+            },
+        );
+        (sums, count, ev)
+    }
+
+    /// One iteration: a rollout, the players' and the principal's updates, one read of the
+    /// results. Returns the iteration's metrics; fails, naming the value, when a loss or a
+    /// parameter is not finite.
+    pub fn iterate(&mut self, mut progress: impl FnMut(u64)) -> Result<Row> {
+        let start = Instant::now();
+        let l = self.env.layout();
+        let (e, n, b) = (l.num_envs, l.players, l.brackets);
+        let lr = self.lr(&self.run.train.players.clone());
+        let plr = self.lr(&self.run.train.principal.clone());
+        let phase = self.phase();
+        let ro = self.collect(&mut progress)?;
+        let stats = self.env.read_stats()?;
+        let update = Instant::now();
+        let (player_sums, player_count, player_ev) = self.update_players(&ro, lr);
+        let principal = ro
+            .principal
+            .as_ref()
+            .map(|p| self.update_principal(p, &ro.features, plr));
+
+        // Everything the host needs from this iteration, in one read.
+        let mut parts = vec![player_sums.div_scalar(player_count as f64), player_ev];
+        if let Some((sums, count, ev)) = &principal {
+            parts.push(sums.clone().div_scalar(*count as f64));
+            parts.push(ev.clone());
+        }
+        let has_return = !ro.episode_returns.is_empty();
+        if has_return {
+            parts.push(Tensor::cat(ro.episode_returns.clone(), 0).mean());
+        }
+        let has_round = !ro.round_returns.is_empty();
+        if has_round {
+            parts.push(Tensor::cat(ro.round_returns.clone(), 0).mean());
+        }
+        parts.push(
+            self.env
+                .principal_features()
+                .narrow(1, n, b)
+                .mean_dim(0)
+                .reshape([b]),
+        );
+        let (mut names, sums) = param_sums(&self.players, "players");
+        let (pnames, psums) = param_sums(&self.principal, "principal");
+        names.extend(pnames);
+        parts.extend(sums);
+        parts.extend(psums);
+        let data = self.read(Transaction::default().register(Tensor::cat(parts, 0)))?;
+        let values = floats(data.into_iter().next().expect("one tensor"))?;
+        let update_seconds = update.elapsed().as_secs_f64();
+
+        let mut it = values.into_iter().map(f64::from);
+        let mut next = |k: usize| -> Vec<f64> { (&mut it).take(k).collect() };
+        let mut row = Row::new();
+        let mut put = |k: &str, v: f64| {
+            row.insert(k.to_owned(), v);
+        };
+        let iteration = self.iteration + 1;
+        let check = |section: &str, vals: &[f64]| -> Result<()> {
+            for (name, &v) in LOSS_NAMES.iter().zip(vals) {
+                if !v.is_finite() {
+                    bail!(
+                        "non-finite {section}/{name} ({v}) in iteration {iteration}; stopping (the last checkpoint is left as it was)"
+                    );
+                }
+            }
+            Ok(())
+        };
+        let pl = next(7);
+        check("losses", &pl)?;
+        for (name, v) in LOSS_NAMES.iter().zip(&pl) {
+            put(&format!("losses/{name}"), *v);
+        }
+        put("losses/explained_variance", next(1)[0]);
+        if principal.is_some() {
+            let pp = next(7);
+            check("principal", &pp)?;
+            for (name, v) in LOSS_NAMES.iter().zip(&pp) {
+                if *name != "old_approx_kl" {
+                    put(&format!("principal/{name}"), *v);
+                }
+            }
+            put("principal/explained_variance", next(1)[0]);
+            put("principal/learning_rate", plr);
+        }
+        if has_return {
+            put("charts/episodic_return", next(1)[0]);
+            put(
+                "charts/episodic_length",
+                self.run.game.game.episode_len as f64,
+            );
+        }
+        if has_round {
+            put("principal/return", next(1)[0]);
+        }
+        for (k, v) in next(b).into_iter().enumerate() {
+            put(&format!("principal/rate_{k}"), v);
+        }
+        for (name, v) in names.iter().zip(next(names.len())) {
+            if !v.is_finite() {
+                bail!(
+                    "non-finite parameter {name} after iteration {iteration}; stopping (the last checkpoint is left as it was)"
+                );
+            }
+        }
+
+        let seconds = start.elapsed().as_secs_f64();
+        let env_steps = (e * self.run.train.sampling_horizon as usize) as f64;
+        put("iteration", iteration as f64);
+        put("global_step", (self.tick * e as u64) as f64);
+        put("phase", phase as f64);
+        put("charts/SPS", env_steps / seconds);
+        put("charts/learning_rate", lr);
+        put(
+            "perf/agent_steps_per_second",
+            env_steps * n as f64 / seconds,
+        );
+        put("perf/env_seconds", ro.env_seconds);
+        put("perf/inference_seconds", ro.inference_seconds);
+        put("perf/update_seconds", update_seconds);
+        let schedule = self.schedule(self.tick / self.run.game.game.episode_len as u64);
+        put(
+            "principal/rate_cap",
+            if schedule.tax_enabled {
+                schedule.rate_cap_tenths as f64 / 10.0
+            } else {
+                0.0
+            },
+        );
+        let welfare = self.vote();
+        if let Some(eta) = welfare.linear() {
+            put("social/eta", eta.value());
+        }
+        if has_return {
+            for (k, v) in self.social(&stats, &welfare) {
+                put(k, v);
+            }
+        }
+        self.iteration = iteration;
+        self.elapsed += seconds;
+        Ok(row)
+    }
+
+    /// Episode metrics of the envs' last completed episodes (`social/*`).
+    fn social(&self, stats: &[u32], welfare: &Welfare) -> Vec<(&'static str, f64)> {
+        let n = self.env.layout().players;
+        let s = stats::summarise(stats, n);
+        if s.envs == 0 {
+            return Vec::new();
+        }
+        let unit = sed_core::reward::apple_unit(n as u32) as f64;
+        let post_tax = self.run.game.game.welfare_of == sed_core::config::WelfareOf::PostTaxIncome;
+        let mut w = 0.0;
+        for env in stats
+            .chunks_exact(stats::len(n))
+            .filter(|s| s[stats::EPISODES] > 0)
+        {
+            let u: Vec<f64> = if post_tax {
+                env[stats::last_post_tax(n)..stats::last_post_tax(n) + n]
+                    .iter()
+                    .map(|&v| v as i32 as f64 / unit)
+                    .collect()
+            } else {
+                env[stats::last_apples(n)..stats::last_apples(n) + n]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect()
+            };
+            w += welfare.eval(&u);
+        }
+        let gini = if n > 1 {
+            (1.0 - s.equality) * (n as f64 - 1.0) / n as f64
+        } else {
+            0.0
+        };
+        vec![
+            ("social/apples", s.apples),
+            ("social/apples_per_player", s.apples / n as f64),
+            ("social/apples_left", s.apples_left),
+            ("social/equality", s.equality),
+            ("social/gini", gini),
+            ("social/welfare", w / s.envs as f64),
+            ("social/tax_revenue", s.tax_revenue),
+        ]
+    }
+
+    /// Writes a checkpoint of the whole training state into `run_dir/checkpoints/`.
+    pub fn save(&mut self, run_dir: &Path) -> Result<PathBuf> {
+        let tmp = checkpoint::begin(run_dir, self.iteration)?;
+        self.players
+            .clone()
+            .save_file(tmp.join("players.bpk"))
+            .map_err(|e| anyhow!("saving the players' network: {e:?}"))?;
+        self.principal
+            .clone()
+            .save_file(tmp.join("principal.bpk"))
+            .map_err(|e| anyhow!("saving the principal's network: {e:?}"))?;
+        write_atomic(&tmp.join("players.adam"), &self.opt_players.to_bytes()?)?;
+        write_atomic(&tmp.join("principal.adam"), &self.opt_principal.to_bytes()?)?;
+        let (state, outputs) = self.env.snapshot()?;
+        let data = self.read(
+            Transaction::default()
+                .register(self.episode_return.clone())
+                .register(self.round_return.clone()),
+        )?;
+        let mut data = data.into_iter();
+        let snapshot = EnvSnapshot {
+            state,
+            outputs,
+            episode_return: floats(data.next().expect("registered"))?,
+            round_return: floats(data.next().expect("registered"))?,
+        };
+        write_atomic(&tmp.join("env.bin"), &snapshot.to_bytes())?;
+        let st = TrainerState {
+            version: VERSION.into(),
+            config: self.run.to_toml(),
+            iteration: self.iteration,
+            tick: self.tick,
+            shuffle_seed: self.shuffle_seed,
+            shuffle_word_pos: self.rng.get_word_pos(),
+            elapsed_seconds: self.elapsed,
+        };
+        write_atomic(
+            &tmp.join("trainer.json"),
+            serde_json::to_string_pretty(&st)?.as_bytes(),
+        )?;
+        checkpoint::commit(
+            run_dir,
+            &tmp,
+            self.iteration,
+            self.run.train.keep_checkpoints as usize,
+        )
+    }
+
+    /// Continues the run in `run_dir` from its latest checkpoint, as an uninterrupted run
+    /// would. `total_steps` may extend (or shorten) the run; nothing else of the config
+    /// changes. Returns the trainer and the checkpoint it loaded.
+    pub fn resume(
+        run_dir: &Path,
+        picked: Picked,
+        total_steps: Option<u64>,
+    ) -> Result<(Self, PathBuf)> {
+        let ckpt = checkpoint::latest(run_dir)?.ok_or_else(|| {
+            anyhow!(
+                "--resume {}: no checkpoint in it (checkpoints/latest is missing)",
+                run_dir.display()
+            )
+        })?;
+        let text = std::fs::read_to_string(ckpt.join("trainer.json"))
+            .with_context(|| format!("reading {}", ckpt.join("trainer.json").display()))?;
+        let st: TrainerState = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a checkpoint of this version", ckpt.display()))?;
+        if st.version != VERSION {
+            bail!(
+                "--resume {}: the checkpoint was written by sed-train {}, this is {VERSION}",
+                run_dir.display(),
+                st.version
+            );
+        }
+        let mut run = RunConfig::parse(&st.config, &[], "the checkpoint's config", None)?;
+        if let Some(steps) = total_steps {
+            run.train.total_steps = steps;
+            run = RunConfig::new(run.game, run.train)?;
+        }
+        let mut t = Self::new(run, picked)?;
+        t.players = t
+            .players
+            .clone()
+            .try_load_file(ckpt.join("players.bpk"))
+            .map_err(|e| anyhow!("loading {}: {e:?}", ckpt.join("players.bpk").display()))?;
+        t.principal = t
+            .principal
+            .clone()
+            .try_load_file(ckpt.join("principal.bpk"))
+            .map_err(|e| anyhow!("loading {}: {e:?}", ckpt.join("principal.bpk").display()))?;
+        let read = |name: &str| {
+            std::fs::read(ckpt.join(name))
+                .with_context(|| format!("reading {}", ckpt.join(name).display()))
+        };
+        t.opt_players.load_bytes(&read("players.adam")?, &t.dev)?;
+        t.opt_principal
+            .load_bytes(&read("principal.adam")?, &t.dev)?;
+        let snap = EnvSnapshot::from_bytes(&read("env.bin")?)?;
+        t.env.restore(&snap.state, &snap.outputs)?;
+        let l = t.env.layout();
+        if snap.episode_return.len() != l.num_envs * l.players
+            || snap.round_return.len() != l.num_envs
+        {
+            bail!(
+                "{}: the saved accumulators do not fit the config",
+                ckpt.display()
+            );
+        }
+        t.episode_return = Tensor::from_floats(snap.episode_return.as_slice(), &t.dev);
+        t.round_return = Tensor::from_floats(snap.round_return.as_slice(), &t.dev);
+        t.tick = st.tick;
+        t.iteration = st.iteration;
+        t.shuffle_seed = st.shuffle_seed;
+        t.rng = ChaCha8Rng::seed_from_u64(st.shuffle_seed);
+        t.rng.set_word_pos(st.shuffle_word_pos);
+        t.elapsed = st.elapsed_seconds;
+        Ok((t, ckpt))
+    }
+
+    /// Plays `episodes` whole episodes in fresh envs (the run's seed, so every policy meets
+    /// the same world and the same noise) and reports their means. Taxes follow the
+    /// curriculum's current schedule.
+    pub fn evaluate(&self, episodes: u32, players: Actor, principal: Actor) -> Result<Evaluation> {
+        let l = self.env.layout();
+        let (e, n, b) = (l.num_envs, l.players, l.brackets);
+        let r = e * n;
+        let g = &self.run.game.game;
+        let mut env = make_env(&self.run, &self.picked, e)?;
+        env.reset()?;
+        let policy = self.players.valid();
+        let ppolicy = self.principal.valid();
+        let schedule = self.schedule(self.tick / g.episode_len as u64);
+        let (period, round_len) = (g.tax_period as u64, (g.tax_period * g.round_periods) as u64);
+        let mut welfare = self.vote();
+        let actions_n = Action::COUNT as usize;
+        for tick in 0..episodes as u64 * g.episode_len as u64 {
+            if tick.is_multiple_of(round_len) {
+                welfare = self.vote();
+            }
+            let features = env.principal_features();
+            let noise = env.noise(Noise::Players, tick as u32)?;
+            let act = match players {
+                Actor::Trained => {
+                    let (window, extras) = (
+                        self.inputs.windows(env.obs()),
+                        self.inputs.step_extras(features.clone()),
+                    );
+                    let (logits, _) = policy.forward(window, extras);
+                    sample(logits.reshape([r, actions_n]), noise)
+                }
+                Actor::Uniform => sample(Tensor::zeros([r, actions_n], &self.dev), noise),
+                Actor::Fixed(_) => Tensor::zeros([r], &self.dev),
+            };
+            let decision = tick.is_multiple_of(period) && schedule.principal_learns;
+            let choices = if !decision {
+                self.keep.clone()
+            } else {
+                let mask = choice_mask(
+                    features.clone().narrow(1, n, b),
+                    schedule.rate_cap_tenths,
+                    g.max_rate_change_tenths,
+                );
+                let logits = match principal {
+                    Actor::Trained => {
+                        ppolicy
+                            .forward(self.inputs.principal_map(env.principal_map()), features)
+                            .0
+                    }
+                    Actor::Uniform => Tensor::zeros([e, b, CHOICES as usize], &self.dev),
+                    Actor::Fixed(c) => {
+                        let mut v = vec![0.0f32; CHOICES as usize];
+                        v[c as usize] = 1e9;
+                        Tensor::<1>::from_floats(v.as_slice(), &self.dev)
+                            .reshape([1, 1, CHOICES as usize])
+                            .expand([e, b, CHOICES as usize])
+                    }
+                };
+                let noise = env.noise(Noise::Principal, tick as u32)?;
+                sample((logits + mask).reshape([e * b, CHOICES as usize]), noise)
+            };
+            env.step(act, choices, &StepParams { schedule, welfare })?;
+        }
+        let stats = env.read_stats()?;
+        let social: std::collections::BTreeMap<_, _> =
+            self.social(&stats, &welfare).into_iter().collect();
+        let rates = floats(env.principal_features().narrow(1, n, b).mean().into_data())?;
+        Ok(Evaluation {
+            episodes,
+            apples_per_player: social
+                .get("social/apples_per_player")
+                .copied()
+                .unwrap_or(0.0),
+            welfare: social.get("social/welfare").copied().unwrap_or(0.0),
+            equality: social.get("social/equality").copied().unwrap_or(0.0),
+            mean_rate: rates[0] as f64,
+        })
+    }
+}

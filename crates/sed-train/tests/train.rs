@@ -1,0 +1,555 @@
+//! The trainer on the CPU path: it learns (players beat the random policy where eating
+//! fast pays; the principal learns to tax where taxes raise its objective), runs are
+//! reproducible, resume continues as an uninterrupted run would, non-finite values stop
+//! the run without touching the last checkpoint, and the binary writes every output file
+//! and refuses bad input with one clear line.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::Tensor;
+use sed_train::config::RunConfig;
+use sed_train::device::Picked;
+use sed_train::metrics::{Row, read_csv};
+use sed_train::session::Session;
+use sed_train::trainer::{Actor, Trainer};
+
+fn smoke() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/smoke.toml")
+}
+
+fn run_config(overrides: &[&str]) -> RunConfig {
+    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    RunConfig::load(&smoke(), &o).expect("config")
+}
+
+/// A small, quick learner on the smoke map.
+const SMALL: &[&str] = &[
+    "env.num_envs=32",
+    "train.sampling_horizon=40",
+    "train.players.hidden=[64, 64]",
+    "train.principal.hidden=[64]",
+    "train.players.learning_rate=1e-3",
+];
+
+fn with(base: &[&str], more: &[&str]) -> Vec<String> {
+    base.iter().chain(more).map(|s| s.to_string()).collect()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sed-train-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Every parameter's values, flattened, in visiting order.
+fn params<M: Module>(m: &M) -> Vec<f32> {
+    struct Flat(Vec<f32>);
+    impl ModuleVisitor for Flat {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let v = p.val().inner().into_data().convert::<f32>();
+            self.0.extend(v.try_into_vec::<f32>().unwrap());
+        }
+    }
+    let mut f = Flat(Vec::new());
+    m.visit(&mut f);
+    f.0
+}
+
+#[test]
+fn players_learn_to_harvest_well_above_the_random_policy() {
+    // Selfish players, no tax, 40-step episodes on a small map with quick regrowth: eating
+    // fast pays, so a working learner must clearly beat uniformly random actions.
+    let o = with(
+        SMALL,
+        &["tax.enabled=false", "reward.selfishness=[1.0, 1.0, 1.0]"],
+    );
+    let run = RunConfig::load(&smoke(), &o).unwrap();
+    let mut t = Trainer::new(run, Picked::Cpu).unwrap();
+    let random = t.evaluate(4, Actor::Uniform, Actor::Uniform).unwrap();
+    for _ in 0..60 {
+        t.iterate(|_| {}).unwrap();
+    }
+    let trained = t.evaluate(4, Actor::Trained, Actor::Uniform).unwrap();
+    eprintln!("apples per player per episode: random {random:?}, trained {trained:?}");
+    assert!(
+        random.apples_per_player > 1.0,
+        "the random baseline eats: {random:?}"
+    );
+    assert!(
+        trained.apples_per_player >= 2.0 * random.apples_per_player,
+        "trained players eat {:.2} apples per episode, random ones {:.2}: not twice as many",
+        trained.apples_per_player,
+        random.apples_per_player
+    );
+}
+
+#[test]
+fn the_principal_learns_to_tax_where_taxes_raise_its_objective() {
+    // Egalitarian welfare over post-tax income with equal redistribution: with players of
+    // unequal luck and reach, taxing every bracket fully makes everyone's income the mean,
+    // so high rates strictly raise the objective. The principal must find that.
+    let o = with(
+        SMALL,
+        &[
+            "reward.selfishness=[1.0, 1.0, 1.0]",
+            "vote.welfare_of=\"post_tax_income\"",
+            "vote.round_periods=4",
+            "vote.social_choice={ kind = \"fixed\", welfare = { kind = \"egalitarian\" } }",
+            "train.principal.learning_rate=1e-3",
+            "train.principal.anneal_lr=false",
+        ],
+    );
+    let run = RunConfig::load(&smoke(), &o).unwrap();
+    let mut t = Trainer::new(run, Picked::Cpu).unwrap();
+    let before = params(t.principal());
+    let untrained = t.evaluate(2, Actor::Uniform, Actor::Trained).unwrap();
+    for _ in 0..100 {
+        t.iterate(|_| {}).unwrap();
+    }
+    assert_ne!(
+        before,
+        params(t.principal()),
+        "the principal's parameters change"
+    );
+    let trained = t.evaluate(2, Actor::Trained, Actor::Trained).unwrap();
+    let no_tax = t.evaluate(2, Actor::Trained, Actor::Fixed(0)).unwrap();
+    let random = t.evaluate(2, Actor::Trained, Actor::Uniform).unwrap();
+    eprintln!(
+        "untrained {untrained:?}\ntrained {trained:?}\nno tax {no_tax:?}\nrandom principal {random:?}"
+    );
+    assert!(
+        trained.mean_rate >= untrained.mean_rate + 0.15,
+        "rates rise: {:.2} after training vs {:.2} before",
+        trained.mean_rate,
+        untrained.mean_rate
+    );
+    assert!(
+        trained.welfare >= 1.25 * no_tax.welfare,
+        "welfare {:.2} with the trained principal vs {:.2} without tax",
+        trained.welfare,
+        no_tax.welfare
+    );
+    assert!(
+        trained.welfare >= 1.1 * random.welfare,
+        "welfare {:.2} with the trained principal vs {:.2} with random rates",
+        trained.welfare,
+        random.welfare
+    );
+}
+
+/// A row without the wall-clock columns.
+fn timeless(mut row: Row) -> Row {
+    row.retain(|k, _| !k.starts_with("perf/") && k != "charts/SPS");
+    row
+}
+
+#[test]
+fn the_same_seed_gives_the_same_run_on_the_cpu() {
+    let go = |seed: &str| {
+        let mut t = Trainer::new(
+            run_config(&[
+                seed,
+                "train.sampling_horizon=20",
+                "train.players.hidden=[32]",
+                "train.principal.hidden=[16]",
+            ]),
+            Picked::Cpu,
+        )
+        .unwrap();
+        (0..3)
+            .map(|_| timeless(t.iterate(|_| {}).unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let a = go("seed=5");
+    assert_eq!(a, go("seed=5"), "same seed, same metrics");
+    assert_ne!(a, go("seed=6"), "another seed, another run");
+}
+
+#[test]
+fn resume_continues_as_an_uninterrupted_run() {
+    let o = [
+        "train.sampling_horizon=20",
+        "train.total_steps=800",
+        "train.checkpoint_interval=2",
+        "train.players.hidden=[32]",
+        "train.principal.hidden=[16]",
+    ];
+    // Uninterrupted: 5 iterations (800 / (8 envs x 20 steps)).
+    let a_dir = temp_dir("uninterrupted");
+    let mut a = Session::start(run_config(&o), Picked::Cpu, &a_dir).unwrap();
+    while !a.done() {
+        a.step(|_| {}).unwrap();
+    }
+    // Interrupted after iteration 3, past the checkpoint of iteration 2.
+    let b_dir = temp_dir("interrupted");
+    let mut b = Session::start(run_config(&o), Picked::Cpu, &b_dir).unwrap();
+    for _ in 0..3 {
+        b.step(|_| {}).unwrap();
+    }
+    drop(b);
+    assert_eq!(read_csv(&b_dir.join("metrics.csv")).unwrap().len(), 3);
+    let mut b = Session::resume(&b_dir, Picked::Cpu, None, None).unwrap();
+    assert_eq!(
+        b.trainer.iteration(),
+        2,
+        "resumed from the checkpoint of iteration 2"
+    );
+    while !b.done() {
+        b.step(|_| {}).unwrap();
+    }
+    let rows = |d: &Path| -> Vec<Row> {
+        read_csv(&d.join("metrics.csv"))
+            .unwrap()
+            .into_iter()
+            .map(timeless)
+            .collect()
+    };
+    let (ra, rb) = (rows(&a_dir), rows(&b_dir));
+    assert_eq!(ra.len(), 5);
+    assert_eq!(
+        ra, rb,
+        "the resumed run's metrics equal the uninterrupted run's"
+    );
+    let jsonl = std::fs::read_to_string(b_dir.join("metrics.jsonl")).unwrap();
+    assert_eq!(
+        jsonl.lines().count(),
+        5,
+        "rows past the checkpoint were dropped before resuming"
+    );
+    for d in [a_dir, b_dir] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+/// All files under `dir` with their bytes.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_non_finite_value_stops_the_run_and_leaves_the_last_checkpoint_intact() {
+    let dir = temp_dir("nan");
+    let o = [
+        "train.sampling_horizon=20",
+        "train.checkpoint_interval=1",
+        "train.players.hidden=[32]",
+    ];
+    let mut s = Session::start(run_config(&o), Picked::Cpu, &dir).unwrap();
+    s.step(|_| {}).unwrap();
+    drop(s);
+    // Corrupt the optimizer state of the checkpoint: every first moment becomes NaN, so
+    // the next update writes NaN into the parameters.
+    let ckpt = dir.join("checkpoints/iter_00000001");
+    let path = ckpt.join("players.adam");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let count = u64::from_le_bytes(bytes[16..24].try_into().unwrap()) as usize;
+    let mut at = 24;
+    for _ in 0..count {
+        let len = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap()) as usize;
+        at += 16;
+        for k in 0..len {
+            bytes[at + 4 * k..at + 4 * k + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+        }
+        at += 8 * len;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let before = snapshot(&dir);
+    let mut s = Session::resume(&dir, Picked::Cpu, None, None).unwrap();
+    let err = s.step(|_| {}).unwrap_err().to_string();
+    assert!(err.contains("non-finite"), "{err}");
+    assert!(
+        err.contains("losses/") || err.contains("parameter players."),
+        "the error says where: {err}"
+    );
+    assert!(err.contains("iteration 2"), "{err}");
+    drop(s);
+    let after = snapshot(&dir);
+    let files = |s: &[(PathBuf, Vec<u8>)]| s.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        files(&before),
+        files(&after),
+        "no checkpoint or file was added"
+    );
+    for ((p, a), (_, b)) in before.iter().zip(&after) {
+        if p.file_name()
+            .is_some_and(|n| n == "config.toml" || n.to_string_lossy().starts_with("metrics"))
+        {
+            continue;
+        }
+        assert_eq!(a, b, "{} was rewritten", p.display());
+    }
+    assert_eq!(
+        read_csv(&dir.join("metrics.csv")).unwrap().len(),
+        1,
+        "no row for the failed iteration"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn sed_train(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sed-train"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn the_binary_trains_on_the_smoke_config_and_writes_every_output() {
+    let dir = temp_dir("binary");
+    let out = sed_train(&[
+        "--config",
+        "configs/smoke.toml",
+        "--total-steps",
+        "480",
+        "--set",
+        "train.sampling_horizon=20",
+        "--set",
+        "train.checkpoint_interval=2",
+        "--device",
+        "cpu",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("device: CPU"),
+        "says which device: {stderr}"
+    );
+    // The resolved config stands alone and resolves to the same run.
+    let text = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    let again = RunConfig::parse(&text, &[], "config.toml", None).unwrap();
+    assert_eq!(again.train.sampling_horizon, 20);
+    assert_eq!(again.iterations(), 3);
+    let rows = read_csv(&dir.join("metrics.csv")).unwrap();
+    assert_eq!(rows.len(), 3);
+    for key in [
+        "charts/SPS",
+        "losses/policy_loss",
+        "losses/value_loss",
+        "losses/entropy",
+        "losses/approx_kl",
+        "losses/clipfrac",
+        "losses/explained_variance",
+        "principal/rate_0",
+        "principal/policy_loss",
+        "social/eta",
+        "perf/env_seconds",
+        "perf/inference_seconds",
+        "perf/update_seconds",
+    ] {
+        assert!(
+            rows.iter().all(|r| r.contains_key(key)),
+            "{key} in every row"
+        );
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r.contains_key("charts/episodic_return"))
+    );
+    assert!(rows.iter().any(|r| r.contains_key("social/apples")));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+    let latest = std::fs::read_to_string(dir.join("checkpoints/latest")).unwrap();
+    assert_eq!(latest.trim(), "iter_00000003");
+    for f in [
+        "players.bpk",
+        "principal.bpk",
+        "players.adam",
+        "principal.adam",
+        "env.bin",
+        "trainer.json",
+    ] {
+        assert!(
+            dir.join("checkpoints")
+                .join(latest.trim())
+                .join(f)
+                .is_file(),
+            "{f}"
+        );
+    }
+    assert!(dir.join("checkpoints/iter_00000002").is_dir());
+
+    // Resuming a finished run with more steps continues it.
+    let out = sed_train(&[
+        "--resume",
+        dir.to_str().unwrap(),
+        "--total-steps",
+        "640",
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read_csv(&dir.join("metrics.csv")).unwrap().len(), 4);
+
+    // Resuming with another config is refused, and the run is left alone.
+    let before = snapshot(&dir);
+    let out = sed_train(&[
+        "--resume",
+        dir.to_str().unwrap(),
+        "--config",
+        "configs/smoke.toml",
+        "--set",
+        "seed=99",
+        "--device",
+        "cpu",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("seed") && stderr.contains("another config"),
+        "{stderr}"
+    );
+    // A new run into the same directory is refused too.
+    let out = sed_train(&[
+        "--config",
+        "configs/smoke.toml",
+        "--out",
+        dir.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("already exists"), "{stderr}");
+    assert_eq!(before, snapshot(&dir), "the run directory is untouched");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_input_gets_one_clear_line() {
+    let dir = temp_dir("never-written");
+    let d = dir.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "--config",
+                "configs/smoke.toml",
+                "--envs",
+                "0",
+                "--out",
+                d,
+                "--device",
+                "cpu",
+            ],
+            "env.num_envs",
+        ),
+        (
+            &[
+                "--config",
+                "configs/smoke.toml",
+                "--set",
+                "train.nope=1",
+                "--out",
+                d,
+                "--device",
+                "cpu",
+            ],
+            "nope",
+        ),
+        (
+            &[
+                "--config",
+                "configs/smoke.toml",
+                "--set",
+                "train.sampling_horizon=15",
+                "--out",
+                d,
+                "--device",
+                "cpu",
+            ],
+            "train.sampling_horizon",
+        ),
+        (
+            &[
+                "--config",
+                "configs/smoke.toml",
+                "--set",
+                "train.players.gamma=1.5",
+                "--out",
+                d,
+                "--device",
+                "cpu",
+            ],
+            "train.players.gamma",
+        ),
+        (
+            &[
+                "--config",
+                "configs/smoke.toml",
+                "--envs",
+                "100000000",
+                "--out",
+                d,
+                "--device",
+                "cpu",
+            ],
+            "env.num_envs",
+        ),
+        (&["--resume", d, "--device", "cpu"], "no such run directory"),
+        (
+            &[
+                "--config",
+                "configs/none.toml",
+                "--out",
+                d,
+                "--device",
+                "cpu",
+            ],
+            "configs/none.toml",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = sed_train(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("error: ") && last.contains(needle),
+            "{args:?}: {stderr}"
+        );
+        assert!(!dir.exists(), "{args:?} created the run directory");
+    }
+    // `--device gpu` on a machine without a GPU (CI has only the software driver).
+    let adapters = sed_train::device::list();
+    if adapters.iter().all(|a| a.contains("[software]")) {
+        let out = sed_train(&[
+            "--config",
+            "configs/smoke.toml",
+            "--device",
+            "gpu",
+            "--out",
+            d,
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains("--device gpu"), "{stderr}");
+        assert!(!dir.exists());
+    }
+}
