@@ -348,8 +348,9 @@ impl Config {
     }
 
     /// The config of a parsed TOML table (overrides already applied); `origin` names it
-    /// in errors.
-    pub fn from_table(table: toml::Table, origin: &str) -> Result<Self, ConfigError> {
+    /// in errors. A `[train]` section belongs to the trainer (`sed-train`) and is ignored.
+    pub fn from_table(mut table: toml::Table, origin: &str) -> Result<Self, ConfigError> {
+        table.remove("train");
         Self::deserialize(table).map_err(|source| ConfigError::Parse {
             origin: origin.to_owned(),
             source,

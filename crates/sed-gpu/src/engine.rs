@@ -71,6 +71,31 @@ pub struct GpuEngine {
     mirrors: Vec<(Buf, Region)>,
 }
 
+/// Checks that `region` can stand for `name`: at least `needed` bytes, starting at a
+/// multiple of `alignment`.
+fn check_region(
+    name: &'static str,
+    region: &Region,
+    needed: u64,
+    alignment: u64,
+) -> Result<(), GpuError> {
+    if region.size < needed {
+        return Err(GpuError::Region {
+            buffer: name,
+            size: region.size,
+            needed,
+        });
+    }
+    if !region.offset.is_multiple_of(alignment) {
+        return Err(GpuError::Misaligned {
+            buffer: name,
+            offset: region.offset,
+            alignment,
+        });
+    }
+    Ok(())
+}
+
 /// Workgroups `(x, y)` covering `threads` invocations, spilling into `y` past the device's
 /// per-dimension limit.
 fn groups(threads: u64, max_per_dim: u32) -> Result<(u32, u32), GpuError> {
@@ -302,21 +327,8 @@ impl GpuEngine {
         cols: u32,
     ) -> Result<NoiseTarget, GpuError> {
         let needed = 4 * rows as u64 * cols as u64;
-        if region.size < needed {
-            return Err(GpuError::Region {
-                buffer: "noise",
-                size: region.size,
-                needed,
-            });
-        }
         let alignment = self.device.limits().min_storage_buffer_offset_alignment as u64;
-        if !region.offset.is_multiple_of(alignment) {
-            return Err(GpuError::Misaligned {
-                buffer: "noise",
-                offset: region.offset,
-                alignment,
-            });
-        }
+        check_region("noise", &region, needed, alignment)?;
         let uniform = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("noise params"),
             size: size_of::<NoiseParams>() as u64,
@@ -425,21 +437,8 @@ impl GpuEngine {
     /// kernels read or write it in place. It must hold at least the bytes the layout needs.
     pub fn bind_external(&mut self, buf: Buf, region: Region) -> Result<(), GpuError> {
         let needed = buf.bytes(&self.layout, self.tables_len);
-        if region.size < needed {
-            return Err(GpuError::Region {
-                buffer: buf.wgsl().0,
-                size: region.size,
-                needed,
-            });
-        }
         let alignment = self.device.limits().min_storage_buffer_offset_alignment as u64;
-        if !region.offset.is_multiple_of(alignment) {
-            return Err(GpuError::Misaligned {
-                buffer: buf.wgsl().0,
-                offset: region.offset,
-                alignment,
-            });
-        }
+        check_region(buf.wgsl().0, &region, needed, alignment)?;
         self.regions[buf as usize] = Region {
             size: needed,
             ..region
@@ -471,20 +470,7 @@ impl GpuEngine {
     /// writable, whatever the ranges.
     pub fn mirror(&mut self, buf: Buf, region: Region) -> Result<(), GpuError> {
         let needed = buf.bytes(&self.layout, self.tables_len);
-        if region.size < needed {
-            return Err(GpuError::Region {
-                buffer: buf.wgsl().0,
-                size: region.size,
-                needed,
-            });
-        }
-        if !region.offset.is_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT) {
-            return Err(GpuError::Misaligned {
-                buffer: buf.wgsl().0,
-                offset: region.offset,
-                alignment: wgpu::COPY_BUFFER_ALIGNMENT,
-            });
-        }
+        check_region(buf.wgsl().0, &region, needed, wgpu::COPY_BUFFER_ALIGNMENT)?;
         self.mirrors.push((
             buf,
             Region {

@@ -23,7 +23,9 @@ pub struct PpoConfig {
     pub gae_lambda: f64,
     /// Passes over each rollout, ≥ 1.
     pub update_epochs: u32,
-    /// Shuffled minibatches per epoch, ≥ 1.
+    /// Shuffled minibatches per epoch, ≥ 1 (at most the rollout's samples). Minibatches
+    /// of more than a few hundred thousand rows are slow and may not fit a device buffer:
+    /// raise this with the number of envs.
     pub minibatches: u32,
     /// PPO's clipping coefficient of the probability ratio, > 0.
     pub clip_coef: f64,

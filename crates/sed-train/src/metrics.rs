@@ -3,6 +3,10 @@
 //! `perf/*`). A value that does not exist in an iteration (no episode ended, the principal
 //! is frozen) is an empty CSV cell and absent from the JSON line.
 //!
+//! `perf/env_seconds` and `perf/inference_seconds` are the host's time in those calls: on
+//! the CPU path the work itself, on a GPU mostly the time to queue it (the device runs
+//! asynchronously); `sed-train bench` measures the split with syncs.
+//!
 //! Rows are appended and flushed once per iteration; on resume, rows past the checkpoint
 //! are dropped (the file is rewritten atomically) so the files read as one run.
 

@@ -88,6 +88,45 @@ pub struct Samples {
     pub returns: Tensor<1>,
 }
 
+impl Samples {
+    /// The rows `idx` of every field.
+    #[must_use]
+    pub fn select(&self, idx: Tensor<1, Int>) -> Samples {
+        Samples {
+            actions: self.actions.clone().select(0, idx.clone()),
+            logp: self.logp.clone().select(0, idx.clone()),
+            values: self.values.clone().select(0, idx.clone()),
+            advantages: self.advantages.clone().select(0, idx.clone()),
+            returns: self.returns.clone().select(0, idx),
+        }
+    }
+
+    /// A rollout's samples, flattened to rows: `actions` `[rows, H]`, the collection's
+    /// log-probabilities and values `[T, B]`, and the advantages `[T, B]`. Also returns the
+    /// explained variance of the values.
+    #[must_use]
+    pub fn flatten(
+        actions: Tensor<2, Int>,
+        logp: Tensor<2>,
+        values: Tensor<2>,
+        advantages: Tensor<2>,
+    ) -> (Samples, Tensor<1>) {
+        let [t, b] = values.dims();
+        let rows = t * b;
+        let returns = (advantages.clone() + values.clone()).reshape([rows]);
+        let values = values.reshape([rows]);
+        let ev = explained_variance(values.clone(), returns.clone());
+        let s = Samples {
+            actions,
+            logp: logp.reshape([rows]),
+            values,
+            advantages: advantages.reshape([rows]),
+            returns,
+        };
+        (s, ev)
+    }
+}
+
 /// The loss of one minibatch and its diagnostics (all `[1]`).
 #[derive(Clone, Debug)]
 pub struct Terms {

@@ -116,7 +116,7 @@ pub enum Actor {
     Fixed(u32),
 }
 
-/// Means over the envs of an evaluation's episodes.
+/// Means over the envs and episodes of an evaluation.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Evaluation {
     /// Episodes per env.
@@ -184,6 +184,34 @@ fn check_capacity(run: &RunConfig, l: &sed_core::engine::Layout, picked: &Picked
             let max = limits
                 .max_storage_buffer_binding_size
                 .min(limits.max_buffer_size);
+            // The largest update tensors: a minibatch's unpacked windows or maps.
+            let cell_bytes = (4 * crate::features::CHANNELS) as u64;
+            let t = run.train.sampling_horizon as u64;
+            for (field, samples, cells, mb) in [
+                (
+                    "train.players.minibatches",
+                    t * (l.num_envs * l.players) as u64,
+                    sed_core::obs::WINDOW_CELLS as u64,
+                    run.train.players.minibatches,
+                ),
+                (
+                    "train.principal.minibatches",
+                    t / run.game.game.tax_period as u64 * l.num_envs as u64,
+                    run.game.game.map.cells() as u64,
+                    run.train.principal.minibatches,
+                ),
+            ] {
+                let rows = samples.div_ceil(mb as u64);
+                let bytes = rows * cells * cell_bytes;
+                if bytes > max {
+                    bail!(
+                        "`{field}`: minibatches of {rows} samples need {:.2} GiB of unpacked inputs, more than this device's largest buffer ({:.2} GiB); raise {field} to at least {}",
+                        gib(bytes),
+                        gib(max),
+                        (samples * cells * cell_bytes).div_ceil(max)
+                    );
+                }
+            }
             if largest > max {
                 bail!(
                     "`env.num_envs`: {} envs with train.sampling_horizon = {} need a {:.2} GiB observation buffer, more than this device's largest buffer ({:.2} GiB); use fewer envs or a shorter horizon",
@@ -692,14 +720,14 @@ impl Trainer {
             cfg.gae_lambda,
         );
         let rows = t_len * r;
-        let returns = (adv.clone() + ro.values.clone()).reshape([rows]);
-        let values = ro.values.clone().reshape([rows]);
-        let ev = ppo::explained_variance(values.clone(), returns.clone());
+        let (flat, ev) = Samples::flatten(
+            ro.actions.clone().reshape([rows, 1]),
+            ro.logp.clone(),
+            ro.values.clone(),
+            adv,
+        );
         let obs = ro.obs.clone().reshape([rows, w]);
         let features = ro.features.clone().reshape([t_len * e, f]);
-        let actions = ro.actions.clone().reshape([rows]);
-        let logp = ro.logp.clone().reshape([rows]);
-        let adv = adv.reshape([rows]);
         let (inputs, dev) = (self.inputs.clone(), self.dev.clone());
         let (sums, count) = ppo_epochs(
             &mut self.players,
@@ -710,7 +738,6 @@ impl Trainer {
             &mut self.rng,
             self.profile.as_mut(),
             |model, chunk| {
-                let m = chunk.len();
                 let it = || chunk.iter().map(|&i| i as usize);
                 let idx = ids_of(it(), &dev);
                 let env_idx = ids_of(it().map(|i| (i / r) * e + (i % r) / n), &dev);
@@ -718,14 +745,7 @@ impl Trainer {
                 let window = inputs.windows(obs.clone().select(0, idx.clone()));
                 let extras = inputs.extras(features.clone(), env_idx, player_idx);
                 let (logits, new_values) = model.forward(window, extras);
-                let samples = Samples {
-                    actions: actions.clone().select(0, idx.clone()).reshape([m, 1]),
-                    logp: logp.clone().select(0, idx.clone()),
-                    values: values.clone().select(0, idx.clone()),
-                    advantages: adv.clone().select(0, idx.clone()),
-                    returns: returns.clone().select(0, idx),
-                };
-                (logits, new_values, samples)
+                (logits, new_values, flat.select(idx))
             },
         );
         (sums, count, ev)
@@ -756,16 +776,16 @@ impl Trainer {
             cfg.gae_lambda,
         );
         let rows = k * e;
-        let returns = (adv.clone() + p.values.clone()).reshape([rows]);
-        let values = p.values.clone().reshape([rows]);
-        let ev = ppo::explained_variance(values.clone(), returns.clone());
+        let (flat, ev) = Samples::flatten(
+            p.choices.clone().reshape([rows, b]),
+            p.logp.clone(),
+            p.values.clone(),
+            adv,
+        );
         let t_len = features.dims()[0];
         let features = features.clone().reshape([t_len * e, f]);
         let maps = p.maps.clone().reshape([rows, mw]);
-        let choices = p.choices.clone().reshape([rows, b]);
         let masks = p.masks.clone().reshape([rows, b, CHOICES as usize]);
-        let logp = p.logp.clone().reshape([rows]);
-        let adv = adv.reshape([rows]);
         let steps = p.steps.clone();
         let (inputs, dev) = (self.inputs.clone(), self.dev.clone());
         let (sums, count) = ppo_epochs(
@@ -782,14 +802,8 @@ impl Trainer {
                 let feat_idx = ids_of(it().map(|j| steps[j / e] * e + j % e), &dev);
                 let map = inputs.principal_map(maps.clone().select(0, idx.clone()));
                 let (logits, new_values) = model.forward(map, features.clone().select(0, feat_idx));
-                let samples = Samples {
-                    actions: choices.clone().select(0, idx.clone()),
-                    logp: logp.clone().select(0, idx.clone()),
-                    values: values.clone().select(0, idx.clone()),
-                    advantages: adv.clone().select(0, idx.clone()),
-                    returns: returns.clone().select(0, idx.clone()),
-                };
-                (logits + masks.clone().select(0, idx), new_values, samples)
+                let masked = logits + masks.clone().select(0, idx.clone());
+                (masked, new_values, flat.select(idx))
             },
         );
         (sums, count, ev)
@@ -1098,7 +1112,7 @@ impl Trainer {
     }
 
     /// Plays `episodes` whole episodes in fresh envs (the run's seed, so every policy meets
-    /// the same world and the same noise) and reports their means. Taxes follow the
+    /// the same world and the same noise) and reports their means over envs and episodes. Taxes follow the
     /// curriculum's current schedule.
     pub fn evaluate(&self, episodes: u32, players: Actor, principal: Actor) -> Result<Evaluation> {
         let l = self.env.layout();
@@ -1112,6 +1126,7 @@ impl Trainer {
         let schedule = self.schedule(self.tick / g.episode_len as u64);
         let (period, round_len) = (g.tax_period as u64, (g.tax_period * g.round_periods) as u64);
         let mut welfare = self.vote();
+        let mut sums = std::collections::BTreeMap::<&str, f64>::new();
         let actions_n = Action::COUNT as usize;
         for tick in 0..episodes as u64 * g.episode_len as u64 {
             if tick.is_multiple_of(round_len) {
@@ -1159,19 +1174,21 @@ impl Trainer {
                 sample((logits + mask).reshape([e * b, CHOICES as usize]), noise)
             };
             env.step(act, choices, &StepParams { schedule, welfare })?;
+            if (tick + 1).is_multiple_of(g.episode_len as u64) {
+                // Every env ended an episode: add its statistics.
+                let stats = env.read_stats()?;
+                for (k, v) in self.social(&stats, &welfare) {
+                    *sums.entry(k).or_insert(0.0) += v / episodes as f64;
+                }
+            }
         }
-        let stats = env.read_stats()?;
-        let social: std::collections::BTreeMap<_, _> =
-            self.social(&stats, &welfare).into_iter().collect();
         let rates = floats(env.principal_features().narrow(1, n, b).mean().into_data())?;
+        let mean = |k: &str| sums.get(k).copied().unwrap_or(0.0);
         Ok(Evaluation {
             episodes,
-            apples_per_player: social
-                .get("social/apples_per_player")
-                .copied()
-                .unwrap_or(0.0),
-            welfare: social.get("social/welfare").copied().unwrap_or(0.0),
-            equality: social.get("social/equality").copied().unwrap_or(0.0),
+            apples_per_player: mean("social/apples_per_player"),
+            welfare: mean("social/welfare"),
+            equality: mean("social/equality"),
             mean_rate: rates[0] as f64,
         })
     }

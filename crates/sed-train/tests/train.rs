@@ -27,6 +27,7 @@ fn run_config(overrides: &[&str]) -> RunConfig {
 /// A small, quick learner on the smoke map.
 const SMALL: &[&str] = &[
     "env.num_envs=32",
+    "train.total_steps=10000000",
     "train.sampling_horizon=40",
     "train.players.hidden=[64, 64]",
     "train.principal.hidden=[64]",
