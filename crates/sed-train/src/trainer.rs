@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use burn::module::{Module, ModuleVisitor, ParamId};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::{Device, Int, Tensor, TensorData};
 use burn::tensor::Transaction;
@@ -679,22 +679,38 @@ fn ppo_epochs<M: Module + Clone>(
 }
 
 /// The sum of every parameter, by path (a NaN or Inf anywhere makes its sum non-finite).
+///
+/// Burn's `Module::visit` calls `visit_float` and `enter_module`/`exit_module`, never
+/// `visit_float_with_path`, so the path is kept here.
 fn param_sums<M: Module>(module: &M, prefix: &str) -> (Vec<String>, Vec<Tensor<1>>) {
-    struct Sums(Vec<String>, Vec<Tensor<1>>, String);
+    struct Sums {
+        path: Vec<String>,
+        names: Vec<String>,
+        sums: Vec<Tensor<1>>,
+    }
     impl ModuleVisitor for Sums {
-        fn visit_float_with_path<const D: usize>(
-            &mut self,
-            path: &[String],
-            _id: ParamId,
-            tensor: &Tensor<D>,
-        ) {
-            self.0.push(format!("{}.{}", self.2, path.join(".")));
-            self.1.push(tensor.clone().inner().sum());
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_owned());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.names.push(self.path.join("."));
+            self.sums.push(param.val().inner().sum());
         }
     }
-    let mut v = Sums(Vec::new(), Vec::new(), prefix.to_owned());
+    let mut v = Sums {
+        path: (!prefix.is_empty())
+            .then(|| prefix.to_owned())
+            .into_iter()
+            .collect(),
+        names: Vec::new(),
+        sums: Vec::new(),
+    };
     module.visit(&mut v);
-    (v.0, v.1)
+    assert!(!v.sums.is_empty(), "a network without parameters");
+    (v.names, v.sums)
 }
 
 fn ids_of(indices: impl Iterator<Item = usize>, device: &Device) -> Tensor<1, Int> {
@@ -1191,5 +1207,54 @@ impl Trainer {
             equality: mean("social/equality"),
             mean_rate: rates[0] as f64,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::ModuleMapper;
+
+    use super::*;
+    use crate::nets::PrincipalNet;
+
+    #[test]
+    fn param_sums_names_every_parameter_and_sees_a_nan() {
+        let dev = Device::flex().autodiff();
+        let net = PrincipalNet::new(4, 3, &[8, 8], 2, CHOICES as usize, &dev);
+        let (names, sums) = param_sums(&net, "principal");
+        assert_eq!(
+            names,
+            [
+                "principal.mlp.layers.0.weight",
+                "principal.mlp.layers.0.bias",
+                "principal.mlp.layers.1.weight",
+                "principal.mlp.layers.1.bias",
+                "principal.actor.weight",
+                "principal.actor.bias",
+                "principal.critic.weight",
+                "principal.critic.bias",
+            ]
+        );
+        let finite = |sums: Vec<Tensor<1>>| -> Vec<bool> {
+            let v = floats(Tensor::cat(sums, 0).into_data()).unwrap();
+            v.iter().map(|x| x.is_finite()).collect()
+        };
+        assert!(finite(sums).iter().all(|&f| f));
+
+        // One NaN in the actor's bias shows in that parameter's sum and no other.
+        struct Poison(usize);
+        impl ModuleMapper for Poison {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                self.0 += 1;
+                if self.0 != 6 {
+                    return param;
+                }
+                param.map(|t| t.mul_scalar(f32::NAN))
+            }
+        }
+        let (_, sums) = param_sums(&net.map(&mut Poison(0)), "principal");
+        let flags = finite(sums);
+        assert_eq!(flags.iter().filter(|&&f| !f).count(), 1);
+        assert!(!flags[5], "the actor's bias: {flags:?}");
     }
 }
