@@ -36,9 +36,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             period_income[base + i] = 0u;
             period_net[base + i] = 0;
         }
-        for (var b = 0u; b < BRACKETS; b++) {
-            let k = env * BRACKETS + b;
-            rates[k] = apply_choice(rates[k], choices[k], params.rate_cap);
+        // A frozen principal (curriculum phase 1) leaves the rates as they are.
+        if (params.principal_learns != 0u) {
+            for (var b = 0u; b < BRACKETS; b++) {
+                let k = env * BRACKETS + b;
+                rates[k] = apply_choice(rates[k], choices[k], params.rate_cap);
+            }
         }
     }
 

@@ -1,6 +1,8 @@
-// Step 3 of sed-core's engine, one invocation per env: every empty apple cell not eaten
-// this step regrows with probability p[min(k, len - 1)], k its live neighbours in the
-// post-eating snapshot; an apple regrowing under a player is eaten by it at once.
+// Step 3 of sed-core's engine (SPEC §2, Melting Pot's timing), one invocation per env: an
+// apple cell empty at the end of steps t−2 (`apples_prev`) and t−1 (the apples before this
+// step's eating: `apples | eaten`) regrows with probability p[min(k, len − 1)], k its live
+// neighbours at the end of step t−2; an apple regrowing under a player is eaten by it at
+// once. Then `apples_prev` becomes the world at the end of step t−1.
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -9,24 +11,27 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     let base = env * PLAYERS;
+    let words = env * APPLE_WORDS;
     let regrow = stream_key(tick_key(env, ticks[env]), STREAM_REGROW);
-    var snap: array<u32, APPLE_WORDS>;
+    var before: array<u32, APPLE_WORDS>;
+    var prev: array<u32, APPLE_WORDS>;
     for (var w = 0u; w < APPLE_WORDS; w++) {
-        snap[w] = apples[env * APPLE_WORDS + w];
+        before[w] = apples[words + w] | eaten[words + w];
+        prev[w] = apples_prev[words + w];
     }
     for (var w = 0u; w < APPLE_WORDS; w++) {
-        var empty = ~snap[w] & ~eaten[env * APPLE_WORDS + w] & tables[T_APPLE_MASK + w];
+        var eligible = ~before[w] & ~prev[w] & tables[T_APPLE_MASK + w];
         loop {
-            if (empty == 0u) {
+            if (eligible == 0u) {
                 break;
             }
-            let a = w * 32u + countTrailingZeros(empty);
-            empty &= empty - 1u;
+            let a = w * 32u + countTrailingZeros(eligible);
+            eligible &= eligible - 1u;
             var live = 0u;
             let end = tables[T_NBR_OFFSETS + a + 1u];
             for (var k = tables[T_NBR_OFFSETS + a]; k < end; k++) {
                 let b = tables[T_NBR + k];
-                live += (snap[b >> 5u] >> (b & 31u)) & 1u;
+                live += (prev[b >> 5u] >> (b & 31u)) & 1u;
             }
             let threshold = tables[T_THRESHOLDS + min(live, N_THRESHOLDS - 1u)];
             if (draw(regrow, a) < threshold) {
@@ -40,9 +45,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
                 if (eater < PLAYERS) {
                     ate[base + eater] += 1u;
                 } else {
-                    apples[env * APPLE_WORDS + w] |= 1u << (a & 31u);
+                    apples[words + w] |= 1u << (a & 31u);
                 }
             }
         }
+    }
+    for (var w = 0u; w < APPLE_WORDS; w++) {
+        apples_prev[words + w] = before[w];
     }
 }

@@ -9,6 +9,20 @@ fn reset_world(env: u32, tick: u32) {
     let face = stream_key(tk, STREAM_FACING);
     for (var w = 0u; w < APPLE_WORDS; w++) {
         apples[env * APPLE_WORDS + w] = tables[T_APPLE_MASK + w];
+        apples_prev[env * APPLE_WORDS + w] = tables[T_APPLE_MASK + w];
+    }
+    // The Q cells in a random order (Fisher–Yates): the first players stand on them.
+    let order = stream_key(tk, STREAM_INSIDE_ORDER);
+    var inside_cells: array<u32, INSIDE_SLOTS>;
+    for (var i = 0u; i < N_INSIDE; i++) {
+        inside_cells[i] = tables[T_INSIDE + i];
+    }
+    for (var i = N_INSIDE; i > 1u; i--) {
+        let k = i - 1u;
+        let j = draw(order, k) % (k + 1u);
+        let c = inside_cells[k];
+        inside_cells[k] = inside_cells[j];
+        inside_cells[j] = c;
     }
     let inside = min(N_INSIDE, PLAYERS);
     var pose: array<u32, PLAYERS>;
@@ -16,7 +30,7 @@ fn reset_world(env: u32, tick: u32) {
     for (var i = 0u; i < PLAYERS; i++) {
         var cell = 0u;
         if (i < inside) {
-            cell = tables[T_INSIDE + i];
+            cell = inside_cells[i];
         } else {
             // Uniform over free P cells; config validation guarantees one exists.
             loop {

@@ -34,47 +34,60 @@ fn map_counts_neighbours_and_patches() {
     assert_eq!(sizes, vec![6, 6, 13, 13, 13, 13]);
 }
 
-/// Each empty apple cell regrows with frequency p[min(n, 3)] where n counts its live
-/// neighbours: random apple patterns, players parked away, one step, many envs.
+/// Each apple cell empty at the end of steps t−2 and t−1 regrows at step t with frequency
+/// p[min(n, 3)], n its live neighbours at the end of step t−2 (Melting Pot's delayed
+/// picture); a cell eaten at step t−1 never regrows at step t. Random apple patterns for
+/// t−2, with some of their apples gone by t−1, players parked away, one step, many envs.
 #[test]
-fn regrowth_frequency_matches_probabilities() {
+fn regrowth_frequency_matches_probabilities_on_the_delayed_picture() {
     let envs = 4096;
     let mut sim = Sim::new(resolved("apple_picking.toml", &[]), envs);
     let p = [0.0, 0.0025, 0.005, 0.025];
     let map = sim.resolved.game.map.clone();
     let mut trials = [0u64; 4];
     let mut regrown = [0u64; 4];
+    let mut eaten_last_step = 0u64;
     let mut pattern = 0x1234_5678u32;
     for _round in 0..12 {
         sim.park_all();
+        let mut two_ago = vec![vec![false; 64]; envs];
+        let mut one_ago = vec![vec![false; 64]; envs];
         for env in 0..envs {
             for a in 0..64 {
                 pattern = sed_core::rng::mix(pattern);
-                sim.set_apple(env, a, pattern % 10 < 3);
+                two_ago[env][a] = pattern % 10 < 3;
+                // Half of those apples were eaten during step t−1.
+                one_ago[env][a] = two_ago[env][a] && (pattern >> 8).is_multiple_of(2);
+                sim.set_apple_prev(env, a as u32, two_ago[env][a]);
+                sim.set_apple(env, a as u32, one_ago[env][a]);
             }
         }
-        let before: Vec<Vec<bool>> = (0..envs)
-            .map(|e| (0..64).map(|a| sim.apple_live(e, a)).collect())
-            .collect();
         sim.step();
-        for (env, live) in before.iter().enumerate() {
+        for env in 0..envs {
             for a in 0..64usize {
-                if live[a] {
+                let live_now = sim.apple_live(env, a as u32);
+                if one_ago[env][a] {
+                    continue;
+                }
+                if two_ago[env][a] {
+                    eaten_last_step += 1;
+                    assert!(!live_now, "env {env}: apple {a}, eaten at t−1, regrew at t");
                     continue;
                 }
                 let n = map
                     .neighbours_of(a)
                     .iter()
-                    .filter(|&&b| live[b as usize])
+                    .filter(|&&b| two_ago[env][b as usize])
                     .count();
                 trials[n.min(3)] += 1;
-                regrown[n.min(3)] += sim.apple_live(env, a as u32) as u64;
+                regrown[n.min(3)] += live_now as u64;
             }
         }
     }
+    assert!(eaten_last_step > 10_000, "the t−1 case was exercised");
     assert_eq!(
         regrown[0], 0,
-        "a cell without live neighbours never regrows"
+        "a cell without live neighbours two steps ago never regrows"
     );
     for k in 1..4 {
         let expected = trials[k] as f64 * p[k];
@@ -86,6 +99,55 @@ fn regrowth_frequency_matches_probabilities() {
             trials[k]
         );
     }
+}
+
+/// The neighbour count is the one of two steps ago, not of the last step: a cell whose
+/// neighbours were all live at the end of t−2 and all eaten during t−1 still regrows at t
+/// with p[3] (with the count taken after eating it would never regrow).
+#[test]
+fn regrowth_counts_neighbours_two_steps_back() {
+    let envs = 4096;
+    let mut sim = Sim::new(resolved("apple_picking.toml", &[]), envs);
+    let map = sim.resolved.game.map.clone();
+    sim.park_all();
+    // A cell with 12 neighbours: everything live two steps ago except it, nothing now.
+    let a = (0..64).find(|&a| map.neighbours_of(a).len() == 12).unwrap() as u32;
+    for env in 0..envs {
+        for b in 0..64 {
+            sim.set_apple_prev(env, b, b != a);
+            sim.set_apple(env, b, false);
+        }
+    }
+    sim.step();
+    let regrown = (0..envs).filter(|&e| sim.apple_live(e, a)).count() as f64;
+    let (expected, sigma) = (envs as f64 * 0.025, (envs as f64 * 0.025 * 0.975).sqrt());
+    assert!(
+        (regrown - expected).abs() < 5.0 * sigma,
+        "{regrown} regrowths in {envs} envs, expected {expected:.0} ± {sigma:.0}"
+    );
+}
+
+#[test]
+fn players_zero_and_one_get_the_two_q_cells_in_a_random_order() {
+    let envs = 2000;
+    let sim = Sim::new(resolved("apple_picking.toml", &[]), envs);
+    let map = sim.resolved.game.map.clone();
+    let q = &map.inside_spawn_cells;
+    let cell = |env: usize, i: usize| sim.pose(env, i).0 * map.cols + sim.pose(env, i).1;
+    let mut first = 0;
+    for env in 0..envs {
+        let (c0, c1) = (cell(env, 0), cell(env, 1));
+        assert!(
+            (c0, c1) == (q[0], q[1]) || (c0, c1) == (q[1], q[0]),
+            "env {env}"
+        );
+        first += (c0 == q[0]) as u32;
+    }
+    let share = first as f64 / envs as f64;
+    assert!(
+        (share - 0.5).abs() < 0.05,
+        "player 0 on the first Q cell {share:.3}"
+    );
 }
 
 #[test]
@@ -122,8 +184,17 @@ fn window_facing_north_covers_the_spec_rectangle_and_turns() {
     sim.place(0, 0, r, c, facing::NORTH);
     sim.step();
     let window = |sim: &Sim| sim.out.obs[..obs::OBS_STRIDE].to_vec();
+    // SPEC §3 by hand: (forward, right) as map steps for facings N, E, S, W.
+    let axes: [((i32, i32), (i32, i32)); 4] = [
+        ((-1, 0), (0, 1)),
+        ((0, 1), (1, 0)),
+        ((1, 0), (0, -1)),
+        ((0, -1), (-1, 0)),
+    ];
     let expect_static = |wr: usize, wc: usize, f: u32| -> u8 {
-        let (dr, dc) = obs::window_offset(f, wr, wc);
+        let ((fr, fc), (rr, rc)) = axes[f as usize];
+        let (ahead, right) = (9 - wr as i32, wc as i32 - 5);
+        let (dr, dc) = (ahead * fr + right * rr, ahead * fc + right * rc);
         match map.tile(r as i32 + dr, c as i32 + dc) {
             None => bits::OUT_OF_BOUNDS,
             Some(sed_core::map::Tile::Wall) => bits::WALL,
@@ -297,6 +368,7 @@ fn an_apple_regrowing_under_a_standing_player_is_eaten_at_once() {
     // Player 0 stands on apple cell (1, 1), whose apple is gone; its neighbours are live.
     let a = map.apple_index[(map.cols + 1) as usize];
     sim.set_apple(0, a, false);
+    sim.set_apple_prev(0, a, false);
     sim.place(0, 0, 1, 1, facing::NORTH);
     sim.step();
     assert_eq!(
@@ -305,4 +377,33 @@ fn an_apple_regrowing_under_a_standing_player_is_eaten_at_once() {
     );
     assert!(!sim.apple_live(0, a), "the apple was eaten");
     assert_eq!(sim.state.stats[sed_core::stats::cur_apples(7)], 1);
+}
+
+#[test]
+fn a_frozen_principal_leaves_the_rates_alone() {
+    // Curriculum phase 1: taxes off, principal frozen. Its choices change nothing.
+    let mut sim = Sim::new(resolved("apple_picking.toml", &["env.num_envs=4"]), 4);
+    sim.params.schedule = sed_core::principal::TaxSchedule::OFF;
+    for t in 0..200u32 {
+        sim.actions.principal.fill(1 + t % 10);
+        sim.step();
+        assert!(
+            sim.state.rates.iter().all(|&r| r == 0),
+            "t={t}: rates stay 0"
+        );
+        let features = &sim.out.principal_features;
+        let l = sim.engine.layout();
+        for env in 0..4 {
+            let rates = &features[env * l.principal_features + l.players..][..l.brackets];
+            assert!(
+                rates.iter().all(|&r| r == 0.0),
+                "t={t}: no drift in the features"
+            );
+        }
+    }
+    // Thawed, the next decision step applies the choice.
+    sim.params.schedule = sed_core::principal::TaxSchedule::FULL;
+    sim.actions.principal.fill(3);
+    sim.step();
+    assert!(sim.state.rates.iter().all(|&r| r == 3));
 }

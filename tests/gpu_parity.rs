@@ -63,6 +63,13 @@ fn compare(
         first_diff("t", 1, &cs.t, &gs.t, u),
         first_diff("pose", n, &cs.pose, &gs.pose, u),
         first_diff("apples", l.apple_words, &cs.apples, &gs.apples, u),
+        first_diff(
+            "apples_prev",
+            l.apple_words,
+            &cs.apples_prev,
+            &gs.apples_prev,
+            u,
+        ),
         first_diff("period_income", n, &cs.period_income, &gs.period_income, u),
         first_diff("period_net", n, &cs.period_net, &gs.period_net, |x: i32| {
             x as u32

@@ -97,11 +97,21 @@ impl Sim {
 
     pub fn set_apple(&mut self, env: usize, a: u32, live: bool) {
         let w = self.engine.layout().apple_words;
-        let word = &mut self.state.apples[env * w + (a / 32) as usize];
-        if live {
-            *word |= 1 << (a % 32);
-        } else {
-            *word &= !(1 << (a % 32));
-        }
+        set_bit(&mut self.state.apples[env * w..(env + 1) * w], a, live);
+    }
+
+    /// Sets apple `a` of `env` in the picture of two steps ago (SPEC §2, regrowth timing).
+    pub fn set_apple_prev(&mut self, env: usize, a: u32, live: bool) {
+        let w = self.engine.layout().apple_words;
+        set_bit(&mut self.state.apples_prev[env * w..(env + 1) * w], a, live);
+    }
+}
+
+fn set_bit(words: &mut [u32], a: u32, live: bool) {
+    let word = &mut words[(a / 32) as usize];
+    if live {
+        *word |= 1 << (a % 32);
+    } else {
+        *word &= !(1 << (a % 32));
     }
 }

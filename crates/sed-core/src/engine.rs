@@ -6,7 +6,8 @@
 //! binds each as `array<u32>` (byte buffers as packed words). See [`Layout`] for strides.
 //!
 //! * [`State`], owned by the caller: `tick`, `t`, `pose` (`cell << 2 | facing` per
-//!   player), `apples` (bitset over apple cells), `period_income` (raw apples this tax
+//!   player), `apples` (bitset over apple cells), `apples_prev` (the same one step
+//!   earlier, for regrowth), `period_income` (raw apples this tax
 //!   period), `period_net` (after-tax apples this period, in apple units), `round_apples`
 //!   (raw apples this voting round), `round_net` (after-tax apples this voting round, in
 //!   apple units), `rates` (tenths per bracket) and `stats` ([`crate::stats`]).
@@ -19,12 +20,14 @@
 //! # One step of one env (SPEC §2–4)
 //!
 //! 1. On a decision step (`t ≡ 0 mod tax_period`): a new voting round clears
-//!    `round_apples`; the period accumulators clear; the principal's choices set the rates.
+//!    `round_apples`; the period accumulators clear; the principal's choices set the rates
+//!    (unless it is frozen, in curriculum phase 1).
 //! 2. Players act one at a time in a fresh random order; a move succeeds when its target
 //!    is on the grid, not a wall and holds no player at that moment; entering a live apple
 //!    eats it.
-//! 3. Every empty apple cell not eaten this step regrows with probability
-//!    `p[min(k, len − 1)]`, k its live neighbours after eating; an apple regrowing under a
+//! 3. Regrowth from Melting Pot's delayed picture: every apple cell empty at the end of
+//!    steps t−2 and t−1 regrows with probability `p[min(k, len − 1)]`, k its live
+//!    neighbours at the end of step t−2 (`State::apples_prev`); an apple regrowing under a
 //!    player is eaten by it at once.
 //! 4. On the last step of a period taxes are settled; rewards and the principal's
 //!    welfare-delta reward are computed.
@@ -108,6 +111,10 @@ pub struct State {
     pub pose: Vec<u32>,
     /// Live-apple bitset, `[env][word]`.
     pub apples: Vec<u32>,
+    /// The live-apple bitset one step earlier, `[env][word]`: before step t, `apples` is
+    /// the world at the end of step t−1 and `apples_prev` at the end of step t−2, the
+    /// delayed picture regrowth is decided from (SPEC §2).
+    pub apples_prev: Vec<u32>,
     /// Raw apples this tax period, `[env][player]`.
     pub period_income: Vec<u32>,
     /// After-tax apples this tax period in apple units, `[env][player]`.
@@ -230,44 +237,37 @@ pub struct Engine {
     window: [[i32; WINDOW_CELLS]; 4],
 }
 
-/// One block's slices of every buffer, in the order [`Engine::run`] splits them.
-type BlockParts<'a> = (
-    (
-        &'a mut [u32],
-        &'a mut [u32],
-        &'a mut [u32],
-        &'a mut [u32],
-        &'a mut [u32],
-    ),
-    (
-        &'a mut [i32],
-        &'a mut [u32],
-        &'a mut [i32],
-        &'a mut [u32],
-        &'a mut [u32],
-    ),
-    (
-        &'a mut [u8],
-        &'a mut [u8],
-        &'a mut [u8],
-        &'a mut [f32],
-        &'a mut [f32],
-    ),
-    (
-        &'a mut [f32],
-        &'a mut [u32],
-        &'a mut [u32],
-        &'a mut [u32],
-        &'a [u32],
-        &'a [u32],
-    ),
-);
+/// One block's slices of every buffer ([`BLOCK`] envs, fewer in the last block).
+struct Block<'a> {
+    tick: &'a mut [u32],
+    t: &'a mut [u32],
+    pose: &'a mut [u32],
+    apples: &'a mut [u32],
+    apples_prev: &'a mut [u32],
+    period_income: &'a mut [u32],
+    period_net: &'a mut [i32],
+    round_apples: &'a mut [u32],
+    round_net: &'a mut [i32],
+    rates: &'a mut [u32],
+    stats: &'a mut [u32],
+    obs: &'a mut [u8],
+    final_obs: &'a mut [u8],
+    principal_map: &'a mut [u8],
+    principal_features: &'a mut [f32],
+    reward: &'a mut [f32],
+    principal_reward: &'a mut [f32],
+    terminated: &'a mut [u32],
+    truncated: &'a mut [u32],
+    flags: &'a mut [u32],
+    actions: &'a [u32],
+    choices: &'a [u32],
+}
 
 /// Per-task scratch memory.
 struct Scratch {
     grid: Vec<u8>,
-    snapshot: Vec<u32>,
-    eaten: Vec<u32>,
+    /// The live apples at the start of the step (the end of the previous one).
+    before: Vec<u32>,
 }
 
 /// One env's slice of every buffer.
@@ -276,6 +276,7 @@ struct Env<'a> {
     t: &'a mut u32,
     pose: &'a mut [u32],
     apples: &'a mut [u32],
+    apples_prev: &'a mut [u32],
     period_income: &'a mut [u32],
     period_net: &'a mut [i32],
     round_apples: &'a mut [u32],
@@ -362,6 +363,7 @@ impl Engine {
             t: vec![0; e],
             pose: vec![0; e * n],
             apples: vec![0; e * l.apple_words],
+            apples_prev: vec![0; e * l.apple_words],
             period_income: vec![0; e * n],
             period_net: vec![0; e * n],
             round_apples: vec![0; e * n],
@@ -466,6 +468,7 @@ impl Engine {
             ("t", s.t.len(), e),
             ("pose", s.pose.len(), e * n),
             ("apples", s.apples.len(), e * l.apple_words),
+            ("apples_prev", s.apples_prev.len(), e * l.apple_words),
             ("period_income", s.period_income.len(), e * n),
             ("period_net", s.period_net.len(), e * n),
             ("round_apples", s.round_apples.len(), e * n),
@@ -514,102 +517,90 @@ impl Engine {
         let mut t = s.t.chunks_mut(BLOCK);
         let mut pose = s.pose.chunks_mut(BLOCK * n);
         let mut apples = s.apples.chunks_mut(BLOCK * l.apple_words);
-        let mut income = s.period_income.chunks_mut(BLOCK * n);
-        let mut net = s.period_net.chunks_mut(BLOCK * n);
-        let mut round = s.round_apples.chunks_mut(BLOCK * n);
+        let mut apples_prev = s.apples_prev.chunks_mut(BLOCK * l.apple_words);
+        let mut period_income = s.period_income.chunks_mut(BLOCK * n);
+        let mut period_net = s.period_net.chunks_mut(BLOCK * n);
+        let mut round_apples = s.round_apples.chunks_mut(BLOCK * n);
         let mut round_net = s.round_net.chunks_mut(BLOCK * n);
         let mut rates = s.rates.chunks_mut(BLOCK * nb);
-        let mut st = s.stats.chunks_mut(BLOCK * l.stats);
+        let mut stats = s.stats.chunks_mut(BLOCK * l.stats);
         let mut obs = o.obs.chunks_mut(BLOCK * ob);
-        let mut fin = o.final_obs.chunks_mut(BLOCK * ob);
-        let mut pmap = o.principal_map.chunks_mut(BLOCK * l.map_stride);
-        let mut pfeat = o
+        let mut final_obs = o.final_obs.chunks_mut(BLOCK * ob);
+        let mut principal_map = o.principal_map.chunks_mut(BLOCK * l.map_stride);
+        let mut principal_features = o
             .principal_features
             .chunks_mut(BLOCK * l.principal_features);
-        let mut rew = o.reward.chunks_mut(BLOCK * n);
-        let mut prew = o.principal_reward.chunks_mut(BLOCK);
-        let mut term = o.terminated.chunks_mut(BLOCK);
-        let mut trunc = o.truncated.chunks_mut(BLOCK);
-        let mut fl = o.flags.chunks_mut(BLOCK);
-        let mut ap = a.players.chunks(BLOCK * n);
-        let mut aq = a.principal.chunks(BLOCK * nb);
+        let mut reward = o.reward.chunks_mut(BLOCK * n);
+        let mut principal_reward = o.principal_reward.chunks_mut(BLOCK);
+        let mut terminated = o.terminated.chunks_mut(BLOCK);
+        let mut truncated = o.truncated.chunks_mut(BLOCK);
+        let mut flags = o.flags.chunks_mut(BLOCK);
+        let mut actions = a.players.chunks(BLOCK * n);
+        let mut choices = a.principal.chunks(BLOCK * nb);
         let mut work = Vec::with_capacity(blocks);
         for blk in 0..blocks {
             let envs = (l.num_envs - blk * BLOCK).min(BLOCK);
-            let mut parts = || -> Option<_> {
-                Some((
-                    (
-                        tick.next()?,
-                        t.next()?,
-                        pose.next()?,
-                        apples.next()?,
-                        income.next()?,
-                    ),
-                    (
-                        net.next()?,
-                        round.next()?,
-                        round_net.next()?,
-                        rates.next()?,
-                        st.next()?,
-                    ),
-                    (
-                        obs.next()?,
-                        fin.next()?,
-                        pmap.next()?,
-                        pfeat.next()?,
-                        rew.next()?,
-                    ),
-                    (
-                        prew.next()?,
-                        term.next()?,
-                        trunc.next()?,
-                        fl.next()?,
-                        ap.next()?,
-                        aq.next()?,
-                    ),
-                ))
+            let mut next = || -> Option<Block<'_>> {
+                Some(Block {
+                    tick: tick.next()?,
+                    t: t.next()?,
+                    pose: pose.next()?,
+                    apples: apples.next()?,
+                    apples_prev: apples_prev.next()?,
+                    period_income: period_income.next()?,
+                    period_net: period_net.next()?,
+                    round_apples: round_apples.next()?,
+                    round_net: round_net.next()?,
+                    rates: rates.next()?,
+                    stats: stats.next()?,
+                    obs: obs.next()?,
+                    final_obs: final_obs.next()?,
+                    principal_map: principal_map.next()?,
+                    principal_features: principal_features.next()?,
+                    reward: reward.next()?,
+                    principal_reward: principal_reward.next()?,
+                    terminated: terminated.next()?,
+                    truncated: truncated.next()?,
+                    flags: flags.next()?,
+                    actions: actions.next()?,
+                    choices: choices.next()?,
+                })
             };
-            work.push((blk, envs, parts().expect("buffer lengths were checked")));
+            work.push((blk, envs, next().expect("buffer lengths were checked")));
         }
-        let body = |(blk, envs, parts): (usize, usize, BlockParts<'_>)| {
-            let (
-                (tick, t, pose, apples, income),
-                (net, round, rnet, rates, st),
-                (obs, fin, pmap, pfeat, rew),
-                (prew, term, trunc, fl, ap, aq),
-            ) = parts;
+        let body = |(blk, envs, b): (usize, usize, Block<'_>)| {
             let mut scratch = Scratch {
                 grid: self.base_grid.clone(),
-                snapshot: vec![0; l.apple_words],
-                eaten: vec![0; l.apple_words],
+                before: vec![0; l.apple_words],
             };
             let w = l.apple_words;
             let span = |i: usize, k: usize| i * k..(i + 1) * k;
             for i in 0..envs {
                 let env = Env {
-                    tick: &mut tick[i],
-                    t: &mut t[i],
-                    pose: &mut pose[span(i, n)],
-                    apples: &mut apples[span(i, w)],
-                    period_income: &mut income[span(i, n)],
-                    period_net: &mut net[span(i, n)],
-                    round_apples: &mut round[span(i, n)],
-                    round_net: &mut rnet[span(i, n)],
-                    rates: &mut rates[span(i, nb)],
-                    stats: &mut st[span(i, l.stats)],
+                    tick: &mut b.tick[i],
+                    t: &mut b.t[i],
+                    pose: &mut b.pose[span(i, n)],
+                    apples: &mut b.apples[span(i, w)],
+                    apples_prev: &mut b.apples_prev[span(i, w)],
+                    period_income: &mut b.period_income[span(i, n)],
+                    period_net: &mut b.period_net[span(i, n)],
+                    round_apples: &mut b.round_apples[span(i, n)],
+                    round_net: &mut b.round_net[span(i, n)],
+                    rates: &mut b.rates[span(i, nb)],
+                    stats: &mut b.stats[span(i, l.stats)],
                 };
                 let out = EnvOut {
-                    obs: &mut obs[span(i, ob)],
-                    final_obs: &mut fin[span(i, ob)],
-                    principal_map: &mut pmap[span(i, l.map_stride)],
-                    principal_features: &mut pfeat[span(i, l.principal_features)],
-                    reward: &mut rew[span(i, n)],
-                    principal_reward: &mut prew[i],
-                    terminated: &mut term[i],
-                    truncated: &mut trunc[i],
-                    flags: &mut fl[i],
+                    obs: &mut b.obs[span(i, ob)],
+                    final_obs: &mut b.final_obs[span(i, ob)],
+                    principal_map: &mut b.principal_map[span(i, l.map_stride)],
+                    principal_features: &mut b.principal_features[span(i, l.principal_features)],
+                    reward: &mut b.reward[span(i, n)],
+                    principal_reward: &mut b.principal_reward[i],
+                    terminated: &mut b.terminated[i],
+                    truncated: &mut b.truncated[i],
+                    flags: &mut b.flags[i],
                 };
-                let acts = (&ap[span(i, n)], &aq[span(i, nb)]);
+                let acts = (&b.actions[span(i, n)], &b.choices[span(i, nb)]);
                 f(self, (blk * BLOCK + i) as u32, env, out, acts, &mut scratch);
             }
         };
@@ -627,11 +618,19 @@ impl Engine {
         let spawn = Stream::new(key, stream::SPAWN);
         let face = Stream::new(key, stream::FACING);
         e.apples.copy_from_slice(&self.apple_mask);
-        let inside = map.inside_spawn_cells.len().min(e.pose.len());
+        e.apples_prev.copy_from_slice(&self.apple_mask);
+        // The `Q` cells go to the first players in a random order (Melting Pot shuffles
+        // them): a Fisher–Yates shuffle of the cells.
+        let mut inside_cells = map.inside_spawn_cells.clone();
+        let order = Stream::new(key, stream::INSIDE_ORDER);
+        for i in (1..inside_cells.len()).rev() {
+            let j = order.below(i as u32, i as u32 + 1) as usize;
+            inside_cells.swap(i, j);
+        }
         let mut counter = 0;
         for i in 0..e.pose.len() {
-            let cell = if i < inside {
-                map.inside_spawn_cells[i]
+            let cell = if let Some(&q) = inside_cells.get(i) {
+                q
             } else {
                 // Uniform over the P cells not taken yet (rejection; a free cell exists
                 // because config validation bounds the players by the spawn cells).
@@ -672,13 +671,16 @@ impl Engine {
             }
             e.period_income.fill(0);
             e.period_net.fill(0);
-            for (rate, &choice) in e.rates.iter_mut().zip(choices) {
-                *rate = principal::apply_choice(
-                    *rate,
-                    choice,
-                    sched.rate_cap_tenths,
-                    g.max_rate_change_tenths,
-                );
+            // A frozen principal (curriculum phase 1) leaves the rates as they are.
+            if sched.principal_learns {
+                for (rate, &choice) in e.rates.iter_mut().zip(choices) {
+                    *rate = principal::apply_choice(
+                        *rate,
+                        choice,
+                        sched.rate_cap_tenths,
+                        g.max_rate_change_tenths,
+                    );
+                }
             }
         }
 
@@ -693,7 +695,7 @@ impl Engine {
             order.swap(i, j);
         }
         let mut ate = [0u32; MAX_PLAYERS as usize];
-        sc.eaten.fill(0);
+        sc.before.copy_from_slice(e.apples);
         let cols = map.cols as i32;
         for &i in &order[..n] {
             let i = i as usize;
@@ -719,24 +721,24 @@ impl Engine {
             let a = map.apple_index[target as usize];
             if a != Map::NOT_APPLE && bit(e.apples, a) {
                 e.apples[(a >> 5) as usize] &= !(1 << (a & 31));
-                sc.eaten[(a >> 5) as usize] |= 1 << (a & 31);
                 ate[i] = 1;
             }
         }
 
-        // 3. Regrowth from the post-eating snapshot.
-        sc.snapshot.copy_from_slice(e.apples);
+        // 3. Regrowth from the delayed picture: an apple cell empty at the end of steps
+        //    t−2 (`apples_prev`) and t−1 (`before`) regrows with p[min(k, len − 1)], k its
+        //    live neighbours at the end of step t−2; under a player it is eaten at once.
         let regrow = Stream::new(key, stream::REGROW);
         let last = g.regrowth_thresholds.len() - 1;
-        for w in 0..sc.snapshot.len() {
-            let mut empty = !sc.snapshot[w] & !sc.eaten[w] & self.apple_mask[w];
-            while empty != 0 {
-                let a = (w as u32) * 32 + empty.trailing_zeros();
-                empty &= empty - 1;
+        for w in 0..sc.before.len() {
+            let mut eligible = !sc.before[w] & !e.apples_prev[w] & self.apple_mask[w];
+            while eligible != 0 {
+                let a = (w as u32) * 32 + eligible.trailing_zeros();
+                eligible &= eligible - 1;
                 let live = map
                     .neighbours_of(a as usize)
                     .iter()
-                    .filter(|&&b| bit(&sc.snapshot, b))
+                    .filter(|&&b| bit(e.apples_prev, b))
                     .count();
                 let threshold = g.regrowth_thresholds[live.min(last)];
                 if regrow.draw(a) < threshold {
@@ -748,6 +750,7 @@ impl Engine {
                 }
             }
         }
+        e.apples_prev.copy_from_slice(&sc.before);
 
         // 4. Taxes, rewards and the principal's reward.
         let settle = t % g.tax_period == g.tax_period - 1;

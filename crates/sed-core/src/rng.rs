@@ -42,6 +42,9 @@ pub mod stream {
     /// Sampling the principal's choice: noise for row `env · brackets + head` on decision
     /// ticks (index = choice).
     pub const PRINCIPAL_CHOICE: u32 = 8;
+    /// Fisher–Yates shuffle of the `Q` cells at reset, which decides which of the first
+    /// players stands on which (index = position).
+    pub const INSIDE_ORDER: u32 = 9;
 }
 
 /// The `env` value used for per-run draws (player types), which belong to no env.

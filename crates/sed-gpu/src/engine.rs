@@ -504,7 +504,7 @@ impl GpuEngine {
             eta_den: eta.den,
             eta_scale_bits: sed_core::principal::welfare_scale(eta, self.game.welfare_unit())
                 .to_bits(),
-            pad: 0,
+            principal_learns: params.schedule.principal_learns as u32,
         };
         self.queue
             .write_buffer(&self.params, 0, bytemuck::bytes_of(&p));
@@ -610,6 +610,7 @@ impl GpuEngine {
         up(Buf::T, c(&state.t));
         up(Buf::Pose, c(&state.pose));
         up(Buf::Apples, c(&state.apples));
+        up(Buf::ApplesPrev, c(&state.apples_prev));
         up(Buf::PeriodIncome, c(&state.period_income));
         up(Buf::PeriodNet, c(&state.period_net));
         up(Buf::RoundApples, c(&state.round_apples));
@@ -697,6 +698,7 @@ impl GpuEngine {
             t: self.read_len(Buf::T, e)?,
             pose: self.read_len(Buf::Pose, e * n)?,
             apples: self.read_len(Buf::Apples, e * l.apple_words)?,
+            apples_prev: self.read_len(Buf::ApplesPrev, e * l.apple_words)?,
             period_income: self.read_len(Buf::PeriodIncome, e * n)?,
             period_net: self.read_len(Buf::PeriodNet, e * n)?,
             round_apples: self.read_len(Buf::RoundApples, e * n)?,

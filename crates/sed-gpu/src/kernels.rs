@@ -35,8 +35,8 @@ pub struct Params {
     pub eta_den: u32,
     /// `f32` bits of `1 / eta_den`.
     pub eta_scale_bits: u32,
-    /// Padding to 16 bytes.
-    pub pad: u32,
+    /// 1 when the principal's choices set the rates (0 in curriculum phase 1: frozen).
+    pub principal_learns: u32,
 }
 
 /// The WGSL fields of [`Params`], in order.
@@ -48,7 +48,7 @@ const PARAMS_FIELDS: [&str; 8] = [
     "eta_num",
     "eta_den",
     "eta_scale_bits",
-    "pad",
+    "principal_learns",
 ];
 const _: () = assert!(size_of::<Params>() == 4 * PARAMS_FIELDS.len());
 const _: () = assert!(
@@ -72,6 +72,8 @@ pub enum Buf {
     Pose,
     /// `State::apples`.
     Apples,
+    /// `State::apples_prev`.
+    ApplesPrev,
     /// `State::period_income`.
     PeriodIncome,
     /// `State::period_net`.
@@ -122,6 +124,7 @@ impl Buf {
         Buf::T,
         Buf::Pose,
         Buf::Apples,
+        Buf::ApplesPrev,
         Buf::PeriodIncome,
         Buf::PeriodNet,
         Buf::RoundApples,
@@ -152,6 +155,7 @@ impl Buf {
             Buf::T => ("steps", "u32"),
             Buf::Pose => ("poses", "u32"),
             Buf::Apples => ("apples", "u32"),
+            Buf::ApplesPrev => ("apples_prev", "u32"),
             Buf::PeriodIncome => ("period_income", "u32"),
             Buf::PeriodNet => ("period_net", "i32"),
             Buf::RoundApples => ("round_apples", "u32"),
@@ -193,7 +197,7 @@ impl Buf {
             | Buf::Ate
             | Buf::Reward
             | Buf::Actions => e * n,
-            Buf::Apples | Buf::Eaten => e * l.apple_words,
+            Buf::Apples | Buf::ApplesPrev | Buf::Eaten => e * l.apple_words,
             Buf::Rates | Buf::Choices => e * l.brackets,
             Buf::Stats => e * l.stats,
             Buf::Obs | Buf::FinalObs => e * n * l.obs_stride / 4,
@@ -251,6 +255,7 @@ const RESET_BINDINGS: &[(Buf, bool)] = &[
     (B::T, true),
     (B::Pose, true),
     (B::Apples, true),
+    (B::ApplesPrev, true),
     (B::PeriodIncome, true),
     (B::PeriodNet, true),
     (B::RoundApples, true),
@@ -355,6 +360,7 @@ pub const STEP: [KernelSpec; 9] = [
             (B::Tick, false),
             (B::Pose, false),
             (B::Apples, true),
+            (B::ApplesPrev, true),
             (B::Eaten, false),
             (B::Ate, true),
         ],
@@ -512,6 +518,7 @@ pub fn header(game: &Game, layout: &Layout, tables: &Tables, spec: &KernelSpec) 
     u("N_THRESHOLDS", game.regrowth_thresholds.len() as u64);
     u("N_SPAWN", map.spawn_cells.len() as u64);
     u("N_INSIDE", map.inside_spawn_cells.len() as u64);
+    u("INSIDE_SLOTS", map.inside_spawn_cells.len().max(1) as u64);
     u("NOT_APPLE", sed_core::map::Map::NOT_APPLE as u64);
     u("KEEP", KEEP as u64);
     u("ACTIONS", Action::COUNT as u64);
@@ -524,6 +531,7 @@ pub fn header(game: &Game, layout: &Layout, tables: &Tables, spec: &KernelSpec) 
     u("STREAM_REGROW", stream::REGROW as u64);
     u("STREAM_SPAWN", stream::SPAWN as u64);
     u("STREAM_FACING", stream::FACING as u64);
+    u("STREAM_INSIDE_ORDER", stream::INSIDE_ORDER as u64);
     u("FLAG_DECISION_NEXT", flags::DECISION_NEXT as u64);
     u("FLAG_PERIOD_END", flags::PERIOD_END as u64);
     u("FLAG_ROUND_END", flags::ROUND_END as u64);

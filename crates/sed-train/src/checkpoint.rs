@@ -102,12 +102,13 @@ impl EnvSnapshot {
     /// The snapshot as bytes.
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = Writer(b"SEDENV01".to_vec());
+        let mut w = Writer(b"SEDENV02".to_vec());
         let (s, o) = (&self.state, &self.outputs);
         w.put("tick", &s.tick);
         w.put("t", &s.t);
         w.put("pose", &s.pose);
         w.put("apples", &s.apples);
+        w.put("apples_prev", &s.apples_prev);
         w.put("period_income", &s.period_income);
         w.put("period_net", &s.period_net);
         w.put("round_apples", &s.round_apples);
@@ -131,7 +132,7 @@ impl EnvSnapshot {
     /// Reads a snapshot written by [`EnvSnapshot::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader(bytes);
-        if r.take(8)? != b"SEDENV01" {
+        if r.take(8)? != b"SEDENV02" {
             bail!("env.bin is not an env snapshot of this version");
         }
         let state = State {
@@ -139,6 +140,7 @@ impl EnvSnapshot {
             t: r.get("t")?,
             pose: r.get("pose")?,
             apples: r.get("apples")?,
+            apples_prev: r.get("apples_prev")?,
             period_income: r.get("period_income")?,
             period_net: r.get("period_net")?,
             round_apples: r.get("round_apples")?,
