@@ -72,7 +72,31 @@ fn a_single_env_and_a_ragged_last_block_step_like_a_batch() {
     }
     // Env 0 of both batches draws from the same keys.
     assert_eq!(one.state.pose, sim.state.pose[..3].to_vec());
-    assert_eq!(one.out.obs, sim.out.obs[..3 * 124].to_vec());
+    let stride = sed_core::obs::OBS_STRIDE;
+    assert_eq!(one.out.obs, sim.out.obs[..3 * stride].to_vec());
+    // Env 36, alone in the ragged last block, steps as it does inside a full block.
+    let mut full = Sim::new(resolved("smoke.toml", &[]), 64);
+    for _ in 0..5 {
+        full.step();
+    }
+    let n = 3;
+    let w = sim.engine.layout().apple_words;
+    assert_eq!(
+        sim.state.pose[36 * n..37 * n],
+        full.state.pose[36 * n..37 * n]
+    );
+    assert_eq!(
+        sim.state.apples[36 * w..37 * w],
+        full.state.apples[36 * w..37 * w]
+    );
+    assert_eq!(
+        sim.out.obs[36 * n * stride..37 * n * stride],
+        full.out.obs[36 * n * stride..37 * n * stride]
+    );
+    assert_eq!(
+        sim.out.reward[36 * n..37 * n],
+        full.out.reward[36 * n..37 * n]
+    );
 }
 
 #[test]

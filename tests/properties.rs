@@ -5,7 +5,6 @@ mod common;
 use common::{Sim, resolved};
 use proptest::prelude::*;
 use sed_core::map::Tile;
-use sed_core::obs::bits;
 use sed_core::reward::exact_f32;
 use sed_core::tax::{self, Bracket};
 use sed_core::types::{Action, Pose};
@@ -39,7 +38,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
     #[test]
-    fn players_never_share_a_cell_or_stand_on_walls_and_apples_stay_on_apple_cells((seed, acts) in rollout_case()) {
+    fn players_never_share_a_cell_or_stand_on_walls((seed, acts) in rollout_case()) {
         run(seed, &acts, 4, |sim| {
             let map = &sim.resolved.game.map;
             let n = sim.players();
@@ -50,22 +49,29 @@ proptest! {
                     assert_ne!(map.tiles[c as usize], Tile::Wall, "player {i} on a wall");
                     assert!(!cells[..i].contains(&c), "two players on cell {c}");
                 }
-                let pmap = &sim.out.principal_map[env * sim.engine.layout().map_stride..];
-                for (cell, tile) in map.tiles.iter().enumerate() {
-                    if pmap[cell] & bits::APPLE != 0 {
-                        assert_eq!(*tile, Tile::Apple, "apple on a non-apple cell {cell}");
-                    }
-                }
             }
         });
     }
 
     #[test]
-    fn the_same_seed_gives_the_same_trajectory((seed, acts) in rollout_case()) {
+    fn the_seed_decides_the_trajectory((seed, acts) in rollout_case()) {
+        // Envs 0..4 of a batch of 4 and of a batch of 70 (two blocks) step alike; another
+        // seed gives another world.
         let a = run(seed, &acts, 4, |_| {});
-        let b = run(seed, &acts, 4, |_| {});
-        prop_assert_eq!(&a.state, &b.state);
-        prop_assert_eq!(&a.out, &b.out);
+        let n = a.players();
+        let mut b = Sim::new(resolved("smoke.toml", &[&format!("seed={seed}")]), 70);
+        for chunk in acts.chunks_exact(4 * n) {
+            b.actions.players[..4 * n].copy_from_slice(chunk);
+            for (p, x) in b.actions.principal.iter_mut().zip(chunk) {
+                *p = x % 12;
+            }
+            b.step();
+        }
+        prop_assert_eq!(&a.state.pose[..], &b.state.pose[..4 * n]);
+        prop_assert_eq!(&a.state.apples[..], &b.state.apples[..a.state.apples.len()]);
+        prop_assert_eq!(&a.out.obs[..], &b.out.obs[..a.out.obs.len()]);
+        let c = run(seed ^ 1, &acts, 4, |_| {});
+        prop_assert_ne!(&a.state, &c.state);
     }
 
     #[test]

@@ -46,7 +46,7 @@ fn check_form(form: &str, multiplier: u32) {
         sim.step();
         for env in 0..envs {
             if sim.out.flags[env] & flags::EPISODE_END != 0 {
-                continue; // poses were reset; the rewards were checked on other steps
+                continue; // poses were reset; tests/differential.rs checks these steps
             }
             let st = &sim.state.stats[env * stats::len(n)..];
             let b = &before[env * stats::len(n)..];
