@@ -62,11 +62,14 @@ fn apple_at(map: &Map, row: u32, col: u32) -> u32 {
     a
 }
 
+/// An action and where it leaves the player: row, column, facing.
+type Move = (Action, u32, u32, u32);
+
 #[test]
 fn each_action_lands_on_the_cell_the_rule_book_names_for_each_facing() {
     use Action::*;
     // From (12, 8), open floor with free cells all round: (action, row, col, facing after).
-    let table: [(u32, [(Action, u32, u32, u32); 7]); 4] = [
+    let table: [(u32, [Move; 7]); 4] = [
         (
             facing::NORTH,
             [
