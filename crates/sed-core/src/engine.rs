@@ -647,23 +647,33 @@ impl Engine {
         }
     }
 
+    /// One step of one env (SPEC §2–4): the phases in order, each named like the WGSL
+    /// kernel that does the same on the GPU.
     fn step_env(
         &self,
         params: &StepParams,
         env: u32,
         mut e: Env<'_>,
-        o: EnvOut<'_>,
-        (acts, choices): (&[u32], &[u32]),
+        mut o: EnvOut<'_>,
+        (actions, choices): (&[u32], &[u32]),
         sc: &mut Scratch,
     ) {
-        let g = &self.game;
-        let map = &g.map;
-        let n = e.pose.len();
-        let (t, tick) = (*e.t, *e.tick);
-        let key = rng::tick_key(g.run_key, env, tick);
-        let sched = params.schedule;
+        let key = rng::tick_key(self.game.run_key, env, *e.tick);
+        let mut ate = [0u32; MAX_PLAYERS as usize];
+        self.decide(params.schedule, &mut e, choices);
+        self.move_players(key, &mut e, actions, &mut ate, sc);
+        self.regrow(key, &mut e, &mut ate, sc);
+        let flags = self.reward(params, &mut e, &mut o, &ate);
+        self.advance(env, &mut e, &mut o, flags, sc);
+        self.write_obs(&e, o.obs, o.principal_map, o.principal_features, sc);
+    }
 
-        // 1. Decision step: new round, new period, new rates.
+    /// `move.wgsl`, first part (SPEC §4): on a decision step (`t ≡ 0 mod tax_period`) a new
+    /// voting round clears the round's totals, the period's totals clear, and the
+    /// principal's choices set the rates unless it is frozen (curriculum phase 1).
+    fn decide(&self, sched: TaxSchedule, e: &mut Env<'_>, choices: &[u32]) {
+        let g = &self.game;
+        let (t, tick) = (*e.t, *e.tick);
         if t % g.tax_period == 0 {
             if (tick / g.tax_period).is_multiple_of(g.round_periods) {
                 e.round_apples.fill(0);
@@ -683,8 +693,21 @@ impl Engine {
                 }
             }
         }
+    }
 
-        // 2. Movement in a random sequential order, eating on entry.
+    /// `move.wgsl` (SPEC §2, movement and eating): the players act one at a time in a fresh
+    /// random order; a move succeeds when its target is on the grid, not a wall and free at
+    /// that moment; entering a live apple eats it. `sc.before` keeps the apples as they were.
+    fn move_players(
+        &self,
+        key: u32,
+        e: &mut Env<'_>,
+        actions: &[u32],
+        ate: &mut [u32; MAX_PLAYERS as usize],
+        sc: &mut Scratch,
+    ) {
+        let map = &self.game.map;
+        let n = e.pose.len();
         let mut order = [0u8; MAX_PLAYERS as usize];
         for (i, o) in order.iter_mut().enumerate().take(n) {
             *o = i as u8;
@@ -694,13 +717,12 @@ impl Engine {
             let j = shuffle.below(i as u32, i as u32 + 1) as usize;
             order.swap(i, j);
         }
-        let mut ate = [0u32; MAX_PLAYERS as usize];
         sc.before.copy_from_slice(e.apples);
         let cols = map.cols as i32;
         for &i in &order[..n] {
             let i = i as usize;
             let pose = Pose(e.pose[i]);
-            let action = Action::ALL[acts[i] as usize];
+            let action = Action::ALL[actions[i] as usize];
             let Some(q) = action.move_quarter_turns() else {
                 e.pose[i] = Pose::new(pose.cell(), pose.facing() + action.turn_quarter_turns()).0;
                 continue;
@@ -724,10 +746,22 @@ impl Engine {
                 ate[i] = 1;
             }
         }
+    }
 
-        // 3. Regrowth from the delayed picture: an apple cell empty at the end of steps
-        //    t−2 (`apples_prev`) and t−1 (`before`) regrows with p[min(k, len − 1)], k its
-        //    live neighbours at the end of step t−2; under a player it is eaten at once.
+    /// `regrow.wgsl` (SPEC §2, regrowth with Melting Pot's timing): an apple cell empty at
+    /// the end of steps t−2 (`apples_prev`) and t−1 (`sc.before`) regrows with
+    /// `p[min(k, len − 1)]`, k its live neighbours at the end of step t−2; an apple that
+    /// grows under a player is eaten by it at once.
+    fn regrow(
+        &self,
+        key: u32,
+        e: &mut Env<'_>,
+        ate: &mut [u32; MAX_PLAYERS as usize],
+        sc: &Scratch,
+    ) {
+        let g = &self.game;
+        let map = &g.map;
+        let n = e.pose.len();
         let regrow = Stream::new(key, stream::REGROW);
         let last = g.regrowth_thresholds.len() - 1;
         for w in 0..sc.before.len() {
@@ -751,8 +785,23 @@ impl Engine {
             }
         }
         e.apples_prev.copy_from_slice(&sc.before);
+    }
 
-        // 4. Taxes, rewards and the principal's reward.
+    /// `reward.wgsl` (SPEC §4): on a period's last step taxes are settled and shared;
+    /// players' rewards (both forms) and the principal's welfare-delta reward are written.
+    /// Returns the period and round flags.
+    fn reward(
+        &self,
+        params: &StepParams,
+        e: &mut Env<'_>,
+        o: &mut EnvOut<'_>,
+        ate: &[u32; MAX_PLAYERS as usize],
+    ) -> u32 {
+        let g = &self.game;
+        let map = &g.map;
+        let n = e.pose.len();
+        let (t, tick) = (*e.t, *e.tick);
+        let sched = params.schedule;
         let settle = t % g.tax_period == g.tax_period - 1;
         let cur_apples = &mut e.stats[stats::cur_apples(n)..stats::cur_apples(n) + n];
         for (i, &a) in ate[..n].iter().enumerate() {
@@ -830,8 +879,23 @@ impl Engine {
                 fl |= flags::ROUND_END;
             }
         }
+        fl
+    }
 
-        // 5. Advance; truncate and reset at the episode's end.
+    /// `reward.wgsl` (the clock), `final_obs.wgsl` and `auto_reset` (SPEC §2, episode): time
+    /// advances; at `episode_len` the env is truncated, its final observation kept, its
+    /// statistics closed, and the world reset (rates persist unless configured otherwise).
+    fn advance(
+        &self,
+        env: u32,
+        e: &mut Env<'_>,
+        o: &mut EnvOut<'_>,
+        mut fl: u32,
+        sc: &mut Scratch,
+    ) {
+        let g = &self.game;
+        let n = e.pose.len();
+        let (t, tick) = (*e.t, *e.tick);
         *e.tick = tick + 1;
         *e.t = t + 1;
         *o.terminated = 0;
@@ -839,7 +903,7 @@ impl Engine {
         if *e.t == g.episode_len {
             fl |= flags::EPISODE_END;
             *o.truncated = 1;
-            self.write_obs(&e, o.final_obs, o.principal_map, o.principal_features, sc);
+            self.write_obs(e, o.final_obs, o.principal_map, o.principal_features, sc);
             let live: u32 = e.apples.iter().map(|w| w.count_ones()).sum();
             let st = &mut *e.stats;
             st[stats::EPISODES] += 1;
@@ -851,7 +915,7 @@ impl Engine {
                 stats::last_apples(n),
             );
             st[stats::cur_apples(n)..stats::cur_apples(n) + 2 * n].fill(0);
-            self.reset_world(env, tick + 1, &mut e);
+            self.reset_world(env, tick + 1, e);
             *e.t = 0;
             if g.reset_rates_each_episode {
                 e.rates.fill(0);
@@ -861,9 +925,6 @@ impl Engine {
             fl |= flags::DECISION_NEXT;
         }
         *o.flags = fl;
-
-        // 6. Observations.
-        self.write_obs(&e, o.obs, o.principal_map, o.principal_features, sc);
     }
 
     /// Writes the players' windows, the principal's map and its features.
