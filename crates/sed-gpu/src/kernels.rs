@@ -17,166 +17,130 @@ use sed_core::types::{Action, TYPE_LEVELS};
 /// Invocations per workgroup.
 pub const WORKGROUP: u32 = 64;
 
-/// The per-step uniform: what [`sed_core::engine::StepParams`] says, as the GPU reads it.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    /// Envs in the batch.
-    pub num_envs: u32,
-    /// 1 when taxes are settled.
-    pub tax_enabled: u32,
-    /// Largest allowed rate, in tenths.
-    pub rate_cap: u32,
-    /// Multiplier on net transfers, in tenths.
-    pub multiplier: u32,
-    /// Numerator of η in the principal's linear welfare.
-    pub eta_num: u32,
-    /// Denominator of η.
-    pub eta_den: u32,
-    /// `f32` bits of `1 / eta_den`.
-    pub eta_scale_bits: u32,
-    /// 1 when the principal's choices set the rates (0 in curriculum phase 1: frozen).
-    pub principal_learns: u32,
+/// Declares [`Params`] and the list of its WGSL fields from one list of `u32` fields.
+macro_rules! uniform {
+    ($($(#[$doc:meta])* $field:ident,)+) => {
+        /// The per-step uniform: what [`sed_core::engine::StepParams`] says, as the GPU
+        /// reads it.
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+        pub struct Params {
+            $($(#[$doc])* pub $field: u32,)+
+        }
+
+        /// The WGSL fields of [`Params`], in order.
+        const PARAMS_FIELDS: &[&str] = &[$(stringify!($field),)+];
+    };
 }
 
-/// The WGSL fields of [`Params`], in order.
-const PARAMS_FIELDS: [&str; 8] = [
-    "num_envs",
-    "tax_enabled",
-    "rate_cap",
-    "multiplier",
-    "eta_num",
-    "eta_den",
-    "eta_scale_bits",
-    "principal_learns",
-];
+uniform! {
+    /// Envs in the batch.
+    num_envs,
+    /// 1 when taxes are settled.
+    tax_enabled,
+    /// Largest allowed rate, in tenths.
+    rate_cap,
+    /// Multiplier on net transfers, in tenths.
+    multiplier,
+    /// Numerator of η in the principal's linear welfare.
+    eta_num,
+    /// Denominator of η.
+    eta_den,
+    /// `f32` bits of `1 / eta_den`.
+    eta_scale_bits,
+    /// 1 when the principal's choices set the rates (0 in curriculum phase 1: frozen).
+    principal_learns,
+}
 const _: () = assert!(size_of::<Params>() == 4 * PARAMS_FIELDS.len());
 const _: () = assert!(
     size_of::<Params>().is_multiple_of(16),
     "uniform buffers are 16-byte aligned"
 );
 
-/// Every storage buffer of the engine. The per-env ones mirror
-/// [`sed_core::engine::State`], [`sed_core::engine::Outputs`] and
-/// [`sed_core::engine::Actions`] field for field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(usize)]
-pub enum Buf {
+/// Declares [`Buf`] with its WGSL name and element type, so that the variant list,
+/// [`Buf::ALL`], [`Buf::COUNT`] and [`Buf::wgsl`] cannot drift apart.
+macro_rules! buffers {
+    ($($(#[$doc:meta])* $name:ident => ($wgsl:literal, $ty:literal),)+) => {
+        /// Every storage buffer of the engine. The per-env ones mirror
+        /// [`sed_core::engine::State`], [`sed_core::engine::Outputs`] and
+        /// [`sed_core::engine::Actions`] field for field.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(usize)]
+        pub enum Buf {
+            $($(#[$doc])* $name,)+
+        }
+
+        impl Buf {
+            /// Every buffer, in order.
+            pub const ALL: &'static [Buf] = &[$(Buf::$name,)+];
+            /// Number of buffers.
+            pub const COUNT: usize = Buf::ALL.len();
+
+            /// The WGSL name and element type.
+            #[must_use]
+            pub fn wgsl(self) -> (&'static str, &'static str) {
+                match self {
+                    $(Buf::$name => ($wgsl, $ty),)+
+                }
+            }
+        }
+    };
+}
+
+buffers! {
     /// Static tables of the game (map, neighbours, spawns, types, brackets).
-    Tables,
+    Tables => ("tables", "u32"),
     /// `State::tick`.
-    Tick,
+    Tick => ("ticks", "u32"),
     /// `State::t`.
-    T,
+    T => ("steps", "u32"),
     /// `State::pose`.
-    Pose,
+    Pose => ("poses", "u32"),
     /// `State::apples`.
-    Apples,
+    Apples => ("apples", "u32"),
     /// `State::apples_prev`.
-    ApplesPrev,
+    ApplesPrev => ("apples_prev", "u32"),
     /// `State::period_income`.
-    PeriodIncome,
+    PeriodIncome => ("period_income", "u32"),
     /// `State::period_net`.
-    PeriodNet,
+    PeriodNet => ("period_net", "i32"),
     /// `State::round_apples`.
-    RoundApples,
+    RoundApples => ("round_apples", "u32"),
     /// `State::round_net`.
-    RoundNet,
+    RoundNet => ("round_net", "i32"),
     /// `State::rates`.
-    Rates,
+    Rates => ("rates", "u32"),
     /// `State::stats`.
-    Stats,
+    Stats => ("stats", "u32"),
     /// Scratch: raw apples each player ate this step.
-    Ate,
+    Ate => ("ate", "u32"),
     /// Scratch: apple cells eaten this step.
-    Eaten,
+    Eaten => ("eaten", "u32"),
     /// `Outputs::obs` (packed bytes).
-    Obs,
+    Obs => ("obs_out", "u32"),
     /// `Outputs::final_obs`.
-    FinalObs,
+    FinalObs => ("obs_out", "u32"),
     /// `Outputs::principal_map` (packed bytes).
-    PrincipalMap,
+    PrincipalMap => ("principal_map", "u32"),
     /// `Outputs::principal_features`.
-    PrincipalFeatures,
+    PrincipalFeatures => ("principal_features", "f32"),
     /// `Outputs::reward`.
-    Reward,
+    Reward => ("reward", "f32"),
     /// `Outputs::principal_reward`.
-    PrincipalReward,
+    PrincipalReward => ("principal_reward", "f32"),
     /// `Outputs::terminated`.
-    Terminated,
+    Terminated => ("terminated", "u32"),
     /// `Outputs::truncated`.
-    Truncated,
+    Truncated => ("truncated", "u32"),
     /// `Outputs::flags`.
-    Flags,
+    Flags => ("flags", "u32"),
     /// `Actions::players`.
-    Actions,
+    Actions => ("actions", "u32"),
     /// `Actions::principal`.
-    Choices,
+    Choices => ("choices", "u32"),
 }
 
 impl Buf {
-    /// Number of buffers.
-    pub const COUNT: usize = Buf::Choices as usize + 1;
-    /// Every buffer, in order.
-    pub const ALL: [Buf; Buf::COUNT] = [
-        Buf::Tables,
-        Buf::Tick,
-        Buf::T,
-        Buf::Pose,
-        Buf::Apples,
-        Buf::ApplesPrev,
-        Buf::PeriodIncome,
-        Buf::PeriodNet,
-        Buf::RoundApples,
-        Buf::RoundNet,
-        Buf::Rates,
-        Buf::Stats,
-        Buf::Ate,
-        Buf::Eaten,
-        Buf::Obs,
-        Buf::FinalObs,
-        Buf::PrincipalMap,
-        Buf::PrincipalFeatures,
-        Buf::Reward,
-        Buf::PrincipalReward,
-        Buf::Terminated,
-        Buf::Truncated,
-        Buf::Flags,
-        Buf::Actions,
-        Buf::Choices,
-    ];
-
-    /// The WGSL name and element type.
-    #[must_use]
-    pub fn wgsl(self) -> (&'static str, &'static str) {
-        match self {
-            Buf::Tables => ("tables", "u32"),
-            Buf::Tick => ("ticks", "u32"),
-            Buf::T => ("steps", "u32"),
-            Buf::Pose => ("poses", "u32"),
-            Buf::Apples => ("apples", "u32"),
-            Buf::ApplesPrev => ("apples_prev", "u32"),
-            Buf::PeriodIncome => ("period_income", "u32"),
-            Buf::PeriodNet => ("period_net", "i32"),
-            Buf::RoundApples => ("round_apples", "u32"),
-            Buf::RoundNet => ("round_net", "i32"),
-            Buf::Rates => ("rates", "u32"),
-            Buf::Stats => ("stats", "u32"),
-            Buf::Ate => ("ate", "u32"),
-            Buf::Eaten => ("eaten", "u32"),
-            Buf::Obs | Buf::FinalObs => ("obs_out", "u32"),
-            Buf::PrincipalMap => ("principal_map", "u32"),
-            Buf::PrincipalFeatures => ("principal_features", "f32"),
-            Buf::Reward => ("reward", "f32"),
-            Buf::PrincipalReward => ("principal_reward", "f32"),
-            Buf::Terminated => ("terminated", "u32"),
-            Buf::Truncated => ("truncated", "u32"),
-            Buf::Flags => ("flags", "u32"),
-            Buf::Actions => ("actions", "u32"),
-            Buf::Choices => ("choices", "u32"),
-        }
-    }
-
     /// Size in bytes for a layout (never zero: wgpu rejects empty bindings).
     #[must_use]
     pub fn bytes(self, l: &Layout, tables_len: usize) -> u64 {
@@ -607,7 +571,11 @@ pub fn header(game: &Game, layout: &Layout, tables: &Tables, spec: &KernelSpec) 
     writeln!(
         h,
         "struct Params {{ {} }}",
-        PARAMS_FIELDS.map(|f| format!("{f}: u32")).join(", ")
+        PARAMS_FIELDS
+            .iter()
+            .map(|f| format!("{f}: u32"))
+            .collect::<Vec<_>>()
+            .join(", ")
     )
     .unwrap();
     writeln!(h, "@group(0) @binding(0) var<uniform> params: Params;").unwrap();
