@@ -372,152 +372,15 @@ impl Config {
         toml::to_string(self).expect("a config always serialises")
     }
 
-    /// Validates the config and derives everything the engines need.
+    /// Validates the config and derives everything the engines need: the map, the env's
+    /// and the tax's rules, the players' types, the vote and the game the engines run.
     pub fn resolve(&self) -> Result<Resolved, ConfigError> {
         let e = &self.env;
-        let map_text = match (&e.map, &e.map_file) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "env.map",
-                    "give either `map` or `map_file`, not both",
-                ));
-            }
-            (Some(text), None) => text.clone(),
-            (None, Some(path)) => {
-                std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-                    path: path.clone(),
-                    source,
-                })?
-            }
-            (None, None) => COMMONS_HARVEST_OPEN.to_owned(),
-        };
-        if !(1..=5).contains(&e.regrowth_radius) {
-            return Err(invalid(
-                "env.regrowth_radius",
-                format!("{} is outside 1..=5", e.regrowth_radius),
-            ));
-        }
-        let map = Map::parse(&map_text, e.regrowth_radius)
-            .map_err(|err| invalid("env.map", err.to_string()))?;
-        if e.num_envs == 0 {
-            return Err(invalid("env.num_envs", "must be at least 1"));
-        }
-        if !(1..=MAX_PLAYERS).contains(&e.players) {
-            return Err(invalid(
-                "env.players",
-                format!("{} is outside 1..={MAX_PLAYERS}", e.players),
-            ));
-        }
-        if e.players as usize > map.spawn_capacity() {
-            return Err(invalid(
-                "env.players",
-                format!(
-                    "{} players but the map has only {} spawn cells ('P' and 'Q')",
-                    e.players,
-                    map.spawn_capacity()
-                ),
-            ));
-        }
-        if e.regrowth_probabilities.is_empty() {
-            return Err(invalid(
-                "env.regrowth_probabilities",
-                "needs at least one entry",
-            ));
-        }
-        for (i, &p) in e.regrowth_probabilities.iter().enumerate() {
-            if !(0.0..=1.0).contains(&p) {
-                return Err(invalid(
-                    &format!("env.regrowth_probabilities[{i}]"),
-                    format!("{p} is outside [0, 1]"),
-                ));
-            }
-        }
         let t = &self.tax;
-        if t.period == 0 {
-            return Err(invalid("tax.period", "must be at least 1"));
-        }
-        if e.episode_len == 0 || !e.episode_len.is_multiple_of(t.period) {
-            return Err(invalid(
-                "env.episode_len",
-                format!(
-                    "{} must be a positive multiple of tax.period ({})",
-                    e.episode_len, t.period
-                ),
-            ));
-        }
-        if t.brackets.is_empty() || t.brackets.len() > 8 {
-            return Err(invalid("tax.brackets", "needs 1..=8 brackets"));
-        }
-        let mut brackets = Vec::with_capacity(t.brackets.len());
-        for (i, &[lo, hi]) in t.brackets.iter().enumerate() {
-            let field = format!("tax.brackets[{i}]");
-            if lo == 0 || lo > hi {
-                return Err(invalid(
-                    &field,
-                    format!("[{lo}, {hi}] must satisfy 1 ≤ lo ≤ hi"),
-                ));
-            }
-            if let Some(prev) = brackets.last().map(|b: &Bracket| b.hi)
-                && lo <= prev
-            {
-                return Err(invalid(
-                    &field,
-                    format!("brackets must increase: lo {lo} is not above the previous hi {prev}"),
-                ));
-            }
-            brackets.push(Bracket { lo, hi });
-        }
-        let max_rate_change_tenths = match t.max_rate_change {
-            None => None,
-            Some(d) => {
-                let tenths = (d * 10.0).round();
-                if !(0.0..=1.0).contains(&d) || (d * 10.0 - tenths).abs() > 1e-9 {
-                    return Err(invalid(
-                        "tax.max_rate_change",
-                        format!("{d} must be a multiple of 0.1 in [0, 1]"),
-                    ));
-                }
-                Some(tenths as u32)
-            }
-        };
-        let n = e.players as usize;
-        let types_from = |field: &str,
-                          given: &Option<Vec<f64>>,
-                          drawn: Vec<u32>|
-         -> Result<Vec<u32>, ConfigError> {
-            let Some(values) = given else {
-                return Ok(drawn);
-            };
-            if values.len() != n {
-                return Err(invalid(
-                    field,
-                    format!("has {} values for {n} players", values.len()),
-                ));
-            }
-            values
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| {
-                    if (0.0..=1.0).contains(&v) {
-                        Ok(PlayerTypes::quantise(v))
-                    } else {
-                        Err(invalid(
-                            &format!("{field}[{i}]"),
-                            format!("{v} is outside [0, 1]"),
-                        ))
-                    }
-                })
-                .collect()
-        };
-        let drawn = PlayerTypes::draw(self.seed, n);
-        let types = PlayerTypes {
-            selfishness: types_from(
-                "reward.selfishness",
-                &self.reward.selfishness,
-                drawn.selfishness,
-            )?,
-            trust: types_from("reward.trust", &self.reward.trust, drawn.trust)?,
-        };
+        let (map_text, map) = self.load_map()?;
+        self.check_env(&map)?;
+        let (brackets, max_rate_change_tenths) = self.tax_rules()?;
+        let types = self.player_types()?;
         let bound = self.reward.form.numerator_bound(e.players, t.period);
         if bound > i32::MAX as i64 {
             return Err(invalid(
@@ -528,43 +391,7 @@ impl Config {
                 ),
             ));
         }
-        if self.vote.round_periods == 0 {
-            return Err(invalid("vote.round_periods", "must be at least 1"));
-        }
-        let check_welfare = |field: &str, w: &WelfareSpec| match *w {
-            WelfareSpec::Interpolated { eta } if !(0.0..=1.0).contains(&eta) => {
-                Err(invalid(field, format!("eta {eta} is outside [0, 1]")))
-            }
-            WelfareSpec::PMean { p } if !p.is_finite() => Err(invalid(field, "p must be finite")),
-            _ => Ok(()),
-        };
-        let social_choice: Box<dyn SocialChoice> = match self.vote.social_choice {
-            SocialChoiceSpec::Mean => Box::new(MeanVote),
-            SocialChoiceSpec::Median => Box::new(MedianVote),
-            SocialChoiceSpec::Majority {
-                first,
-                second,
-                threshold,
-            } => {
-                check_welfare("vote.social_choice.first", &first)?;
-                check_welfare("vote.social_choice.second", &second)?;
-                if !(0.0..=1.0).contains(&threshold) {
-                    return Err(invalid(
-                        "vote.social_choice.threshold",
-                        format!("{threshold} is outside [0, 1]"),
-                    ));
-                }
-                Box::new(MajorityVote {
-                    first: first.welfare(),
-                    second: second.welfare(),
-                    threshold: PlayerTypes::quantise(threshold),
-                })
-            }
-            SocialChoiceSpec::Fixed { welfare } => {
-                check_welfare("vote.social_choice.welfare", &welfare)?;
-                Box::new(FixedChoice(welfare))
-            }
-        };
+        let social_choice = self.social_choice()?;
         let c = &self.curriculum;
         let curriculum = Curriculum {
             mode: if t.enabled {
@@ -616,6 +443,216 @@ impl Config {
             curriculum,
             tax_enabled: t.enabled,
         })
+    }
+
+    /// The map: from `env.map`, `env.map_file` or the default, parsed with the regrowth
+    /// radius. Returns its text (written into the resolved config) and the parsed map.
+    fn load_map(&self) -> Result<(String, Map), ConfigError> {
+        let e = &self.env;
+        let map_text = match (&e.map, &e.map_file) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "env.map",
+                    "give either `map` or `map_file`, not both",
+                ));
+            }
+            (Some(text), None) => text.clone(),
+            (None, Some(path)) => {
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            (None, None) => COMMONS_HARVEST_OPEN.to_owned(),
+        };
+        if !(1..=5).contains(&e.regrowth_radius) {
+            return Err(invalid(
+                "env.regrowth_radius",
+                format!("{} is outside 1..=5", e.regrowth_radius),
+            ));
+        }
+        let map = Map::parse(&map_text, e.regrowth_radius)
+            .map_err(|err| invalid("env.map", err.to_string()))?;
+        Ok((map_text, map))
+    }
+
+    /// The env's sizes against the map, and the regrowth probabilities.
+    fn check_env(&self, map: &Map) -> Result<(), ConfigError> {
+        let e = &self.env;
+        if e.num_envs == 0 {
+            return Err(invalid("env.num_envs", "must be at least 1"));
+        }
+        if !(1..=MAX_PLAYERS).contains(&e.players) {
+            return Err(invalid(
+                "env.players",
+                format!("{} is outside 1..={MAX_PLAYERS}", e.players),
+            ));
+        }
+        if e.players as usize > map.spawn_capacity() {
+            return Err(invalid(
+                "env.players",
+                format!(
+                    "{} players but the map has only {} spawn cells ('P' and 'Q')",
+                    e.players,
+                    map.spawn_capacity()
+                ),
+            ));
+        }
+        if e.regrowth_probabilities.is_empty() {
+            return Err(invalid(
+                "env.regrowth_probabilities",
+                "needs at least one entry",
+            ));
+        }
+        for (i, &p) in e.regrowth_probabilities.iter().enumerate() {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(invalid(
+                    &format!("env.regrowth_probabilities[{i}]"),
+                    format!("{p} is outside [0, 1]"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The tax period against the episode, the brackets and the divergence bound.
+    fn tax_rules(&self) -> Result<(Vec<Bracket>, Option<u32>), ConfigError> {
+        let e = &self.env;
+        let t = &self.tax;
+        if t.period == 0 {
+            return Err(invalid("tax.period", "must be at least 1"));
+        }
+        if e.episode_len == 0 || !e.episode_len.is_multiple_of(t.period) {
+            return Err(invalid(
+                "env.episode_len",
+                format!(
+                    "{} must be a positive multiple of tax.period ({})",
+                    e.episode_len, t.period
+                ),
+            ));
+        }
+        if t.brackets.is_empty() || t.brackets.len() > 8 {
+            return Err(invalid("tax.brackets", "needs 1..=8 brackets"));
+        }
+        let mut brackets = Vec::with_capacity(t.brackets.len());
+        for (i, &[lo, hi]) in t.brackets.iter().enumerate() {
+            let field = format!("tax.brackets[{i}]");
+            if lo == 0 || lo > hi {
+                return Err(invalid(
+                    &field,
+                    format!("[{lo}, {hi}] must satisfy 1 ≤ lo ≤ hi"),
+                ));
+            }
+            if let Some(prev) = brackets.last().map(|b: &Bracket| b.hi)
+                && lo <= prev
+            {
+                return Err(invalid(
+                    &field,
+                    format!("brackets must increase: lo {lo} is not above the previous hi {prev}"),
+                ));
+            }
+            brackets.push(Bracket { lo, hi });
+        }
+        let max_rate_change_tenths = match t.max_rate_change {
+            None => None,
+            Some(d) => {
+                let tenths = (d * 10.0).round();
+                if !(0.0..=1.0).contains(&d) || (d * 10.0 - tenths).abs() > 1e-9 {
+                    return Err(invalid(
+                        "tax.max_rate_change",
+                        format!("{d} must be a multiple of 0.1 in [0, 1]"),
+                    ));
+                }
+                Some(tenths as u32)
+            }
+        };
+        Ok((brackets, max_rate_change_tenths))
+    }
+
+    /// The players' types: given in the config, or drawn once from the seed.
+    fn player_types(&self) -> Result<PlayerTypes, ConfigError> {
+        let e = &self.env;
+        let n = e.players as usize;
+        let types_from = |field: &str,
+                          given: &Option<Vec<f64>>,
+                          drawn: Vec<u32>|
+         -> Result<Vec<u32>, ConfigError> {
+            let Some(values) = given else {
+                return Ok(drawn);
+            };
+            if values.len() != n {
+                return Err(invalid(
+                    field,
+                    format!("has {} values for {n} players", values.len()),
+                ));
+            }
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    if (0.0..=1.0).contains(&v) {
+                        Ok(PlayerTypes::quantise(v))
+                    } else {
+                        Err(invalid(
+                            &format!("{field}[{i}]"),
+                            format!("{v} is outside [0, 1]"),
+                        ))
+                    }
+                })
+                .collect()
+        };
+        let drawn = PlayerTypes::draw(self.seed, n);
+        let types = PlayerTypes {
+            selfishness: types_from(
+                "reward.selfishness",
+                &self.reward.selfishness,
+                drawn.selfishness,
+            )?,
+            trust: types_from("reward.trust", &self.reward.trust, drawn.trust)?,
+        };
+        Ok(types)
+    }
+
+    /// The social choice function of the vote, with its parameters checked.
+    fn social_choice(&self) -> Result<Box<dyn SocialChoice>, ConfigError> {
+        if self.vote.round_periods == 0 {
+            return Err(invalid("vote.round_periods", "must be at least 1"));
+        }
+        let check_welfare = |field: &str, w: &WelfareSpec| match *w {
+            WelfareSpec::Interpolated { eta } if !(0.0..=1.0).contains(&eta) => {
+                Err(invalid(field, format!("eta {eta} is outside [0, 1]")))
+            }
+            WelfareSpec::PMean { p } if !p.is_finite() => Err(invalid(field, "p must be finite")),
+            _ => Ok(()),
+        };
+        let social_choice: Box<dyn SocialChoice> = match self.vote.social_choice {
+            SocialChoiceSpec::Mean => Box::new(MeanVote),
+            SocialChoiceSpec::Median => Box::new(MedianVote),
+            SocialChoiceSpec::Majority {
+                first,
+                second,
+                threshold,
+            } => {
+                check_welfare("vote.social_choice.first", &first)?;
+                check_welfare("vote.social_choice.second", &second)?;
+                if !(0.0..=1.0).contains(&threshold) {
+                    return Err(invalid(
+                        "vote.social_choice.threshold",
+                        format!("{threshold} is outside [0, 1]"),
+                    ));
+                }
+                Box::new(MajorityVote {
+                    first: first.welfare(),
+                    second: second.welfare(),
+                    threshold: PlayerTypes::quantise(threshold),
+                })
+            }
+            SocialChoiceSpec::Fixed { welfare } => {
+                check_welfare("vote.social_choice.welfare", &welfare)?;
+                Box::new(FixedChoice(welfare))
+            }
+        };
+        Ok(social_choice)
     }
 }
 
