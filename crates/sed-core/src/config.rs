@@ -197,8 +197,12 @@ pub struct CurriculumConfig {
     pub mode: CurriculumMode,
     /// Episodes of phase 1: players learn with taxes off, principal frozen (`rate_cap`).
     pub phase1_episodes: u64,
-    /// Episodes over which the rate cap (or the transfer multiplier) rises from 0.1 to 1.0.
+    /// Episodes of phase 2 over which the rate cap rises from 0.1 to 1.0 (`rate_cap`).
     pub anneal_episodes: u64,
+    /// Episodes from the start over which the transfer multiplier rises from 0.1 to 1.0
+    /// (`transfer_multiplier`; the released code anneals over the first 2% of its
+    /// episodes: 100 is 2% of the default 1000 + 4000 episodes).
+    pub multiplier_episodes: u64,
 }
 
 impl Default for Config {
@@ -266,6 +270,7 @@ impl Default for CurriculumConfig {
             mode: CurriculumMode::RateCap,
             phase1_episodes: 1000,
             anneal_episodes: 4000,
+            multiplier_episodes: 100,
         }
     }
 }
@@ -401,6 +406,7 @@ impl Config {
             },
             phase1_episodes: c.phase1_episodes,
             anneal_episodes: c.anneal_episodes,
+            multiplier_episodes: c.multiplier_episodes,
         };
         let game = Game {
             players: e.players,

@@ -78,8 +78,11 @@ pub struct Curriculum {
     pub mode: CurriculumMode,
     /// Episodes of phase 1 (no tax, principal frozen); `RateCap` only.
     pub phase1_episodes: u64,
-    /// Episodes over which the cap (or multiplier) rises from 0.1 to 1.0.
+    /// Episodes of phase 2 over which the rate cap rises from 0.1 to 1.0; `RateCap` only.
     pub anneal_episodes: u64,
+    /// Episodes from the start over which the transfer multiplier rises from 0.1 to 1.0;
+    /// `TransferMultiplier` only.
+    pub multiplier_episodes: u64,
 }
 
 /// The tax-related parameters of one step, passed to the engine at step time.
@@ -114,26 +117,27 @@ impl TaxSchedule {
 
 impl Curriculum {
     /// The schedule after `episode` completed episodes. Annealed values rise in tenths:
-    /// `1 + floor(9 · progress)` with `progress = elapsed / anneal_episodes`, reaching 10
-    /// when the window has passed.
+    /// `1 + floor(9 · progress)` with `progress = elapsed / window`, reaching 10 when the
+    /// window (`anneal_episodes` for the cap, `multiplier_episodes` for the multiplier)
+    /// has passed.
     #[must_use]
     pub fn at(&self, episode: u64) -> TaxSchedule {
-        let tenths = |elapsed: u64| -> u32 {
-            if self.anneal_episodes == 0 || elapsed >= self.anneal_episodes {
+        let tenths = |elapsed: u64, window: u64| -> u32 {
+            if window == 0 || elapsed >= window {
                 RATE_LEVELS
             } else {
-                1 + (9 * elapsed / self.anneal_episodes) as u32
+                1 + (9 * elapsed / window) as u32
             }
         };
         match self.mode {
             CurriculumMode::None => TaxSchedule::FULL,
             CurriculumMode::RateCap if episode < self.phase1_episodes => TaxSchedule::OFF,
             CurriculumMode::RateCap => TaxSchedule {
-                rate_cap_tenths: tenths(episode - self.phase1_episodes),
+                rate_cap_tenths: tenths(episode - self.phase1_episodes, self.anneal_episodes),
                 ..TaxSchedule::FULL
             },
             CurriculumMode::TransferMultiplier => TaxSchedule {
-                multiplier_tenths: tenths(episode),
+                multiplier_tenths: tenths(episode, self.multiplier_episodes),
                 ..TaxSchedule::FULL
             },
         }
@@ -211,6 +215,7 @@ mod tests {
             mode: CurriculumMode::RateCap,
             phase1_episodes: 10,
             anneal_episodes: 90,
+            multiplier_episodes: 1,
         };
         assert_eq!(c.at(0), TaxSchedule::OFF);
         assert_eq!(c.at(10).rate_cap_tenths, 1);
@@ -219,11 +224,16 @@ mod tests {
         let r = Curriculum {
             mode: CurriculumMode::TransferMultiplier,
             phase1_episodes: 0,
-            anneal_episodes: 20,
+            anneal_episodes: 1,
+            multiplier_episodes: 20,
         };
         assert_eq!(r.at(0).multiplier_tenths, 1);
         assert!(r.at(0).tax_enabled);
+        assert_eq!(r.at(0).rate_cap_tenths, 10, "no cap with the multiplier");
+        assert_eq!(r.at(10).multiplier_tenths, 5);
         assert_eq!(r.at(20).multiplier_tenths, 10);
+        // Each window is its own setting.
+        assert_eq!(c.at(10).multiplier_tenths, 10);
     }
 
     #[test]
