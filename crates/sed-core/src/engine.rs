@@ -674,6 +674,9 @@ impl Engine {
     fn decide(&self, sched: TaxSchedule, e: &mut Env<'_>, choices: &[u32]) {
         let g = &self.game;
         let (t, tick) = (*e.t, *e.tick);
+        // Periods are counted on `t` and rounds on `tick`: one clock, because `tick ≡ t`
+        // (mod `tax_period`) whenever `episode_len` is a multiple of `tax_period`, which
+        // `Config::resolve` enforces (`env.episode_len`).
         if t % g.tax_period == 0 {
             if (tick / g.tax_period).is_multiple_of(g.round_periods) {
                 e.round_apples.fill(0);
