@@ -154,9 +154,59 @@ mod tests {
         }
     }
 
+    /// The worst settlement step the bound is built for: player 0 collected an apple on
+    /// every step of the period and ate one more now, nobody else ate, every rate is 1.0 at
+    /// full transfers, everyone is visible to everyone and the types are extreme. The
+    /// numerators of that step stay within the bound, and the bound is not much looser.
     #[test]
-    fn default_bounds_fit_i32() {
-        assert!(RewardForm::Paper.numerator_bound(7, 50) < i32::MAX as i64);
-        assert!(RewardForm::ReleasedCode.numerator_bound(7, 50) < i32::MAX as i64);
+    fn the_numerator_bound_holds_and_is_tight_on_the_worst_settlement() {
+        use crate::tax::{Bracket, settle};
+        let q = TYPE_LEVELS as i32;
+        for form in [RewardForm::Paper, RewardForm::ReleasedCode] {
+            for (n, period) in [(2usize, 50u32), (3, 10), (7, 50), (7, 200)] {
+                let bound = form.numerator_bound(n as u32, period);
+                if bound > i32::MAX as i64 {
+                    continue; // refused at config time
+                }
+                let unit = apple_unit(n as u32);
+                let mut incomes = vec![0; n];
+                incomes[0] = period;
+                let mut net = vec![0; n];
+                settle(
+                    &incomes,
+                    &[Bracket { lo: 1, hi: 10_000 }],
+                    &[10],
+                    10,
+                    &mut net,
+                );
+                let taxed: Vec<i32> = (0..n)
+                    .map(|i| if i == 0 { unit } else { 0 } - net[i])
+                    .collect();
+                let raw: Vec<i32> = (0..n).map(|i| (i == 0) as i32).collect();
+                let mut worst = 0i64;
+                for i in 0..n {
+                    let seen = Share {
+                        taxed: (0..n).filter(|&j| j != i).map(|j| taxed[j]).sum(),
+                        raw: (0..n).filter(|&j| j != i).map(|j| raw[j]).sum(),
+                    };
+                    let own = Share {
+                        taxed: taxed[i],
+                        raw: raw[i],
+                    };
+                    for (sigma, beta) in [(0, 0), (0, q), (q, 0), (q, q)] {
+                        let num = form.numerator(unit, own, seen, sigma, beta);
+                        worst = worst.max((num as i64).abs());
+                    }
+                }
+                assert!(
+                    worst <= bound,
+                    "{form:?} n={n} period={period}: {worst} > {bound}"
+                );
+                assert!(
+                    bound <= 2 * worst,
+                    "{form:?} n={n} period={period}: bound {bound} is loose against {worst}"
+                );
+            }
+        }
     }
 }
