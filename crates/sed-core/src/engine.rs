@@ -653,45 +653,51 @@ impl Engine {
         &self,
         params: &StepParams,
         env: u32,
-        mut e: Env<'_>,
-        mut o: EnvOut<'_>,
+        mut world: Env<'_>,
+        mut out: EnvOut<'_>,
         (actions, choices): (&[u32], &[u32]),
-        sc: &mut Scratch,
+        scratch: &mut Scratch,
     ) {
-        let key = rng::tick_key(self.game.run_key, env, *e.tick);
+        let key = rng::tick_key(self.game.run_key, env, *world.tick);
         let mut ate = [0u32; MAX_PLAYERS as usize];
-        self.decide(params.schedule, &mut e, choices);
-        self.move_players(key, &mut e, actions, &mut ate, sc);
-        self.regrow(key, &mut e, &mut ate, sc);
-        let flags = self.reward(params, &mut e, &mut o, &ate);
-        self.advance(env, &mut e, &mut o, flags, sc);
-        self.write_obs(&e, o.obs, o.principal_map, o.principal_features, sc);
+        self.decide(params.schedule, &mut world, choices);
+        self.move_players(key, &mut world, actions, &mut ate, scratch);
+        self.regrow(key, &mut world, &mut ate, scratch);
+        let flags = self.reward(params, &mut world, &mut out, &ate);
+        self.advance(env, &mut world, &mut out, flags, scratch);
+        self.write_obs(
+            &world,
+            out.obs,
+            out.principal_map,
+            out.principal_features,
+            scratch,
+        );
     }
 
     /// `move.wgsl`, first part (SPEC §4): on a decision step (`t ≡ 0 mod tax_period`) a new
     /// voting round clears the round's totals, the period's totals clear, and the
     /// principal's choices set the rates unless it is frozen (curriculum phase 1).
-    fn decide(&self, sched: TaxSchedule, e: &mut Env<'_>, choices: &[u32]) {
-        let g = &self.game;
-        let (t, tick) = (*e.t, *e.tick);
+    fn decide(&self, sched: TaxSchedule, world: &mut Env<'_>, choices: &[u32]) {
+        let game = &self.game;
+        let (t, tick) = (*world.t, *world.tick);
         // Periods are counted on `t` and rounds on `tick`: one clock, because `tick ≡ t`
         // (mod `tax_period`) whenever `episode_len` is a multiple of `tax_period`, which
         // `Config::resolve` enforces (`env.episode_len`).
-        if t % g.tax_period == 0 {
-            if (tick / g.tax_period).is_multiple_of(g.round_periods) {
-                e.round_apples.fill(0);
-                e.round_net.fill(0);
+        if t % game.tax_period == 0 {
+            if (tick / game.tax_period).is_multiple_of(game.round_periods) {
+                world.round_apples.fill(0);
+                world.round_net.fill(0);
             }
-            e.period_income.fill(0);
-            e.period_net.fill(0);
+            world.period_income.fill(0);
+            world.period_net.fill(0);
             // A frozen principal (curriculum phase 1) leaves the rates as they are.
             if sched.principal_learns {
-                for (rate, &choice) in e.rates.iter_mut().zip(choices) {
+                for (rate, &choice) in world.rates.iter_mut().zip(choices) {
                     *rate = principal::apply_choice(
                         *rate,
                         choice,
                         sched.rate_cap_tenths,
-                        g.max_rate_change_tenths,
+                        game.max_rate_change_tenths,
                     );
                 }
             }
@@ -700,34 +706,35 @@ impl Engine {
 
     /// `move.wgsl` (SPEC §2, movement and eating): the players act one at a time in a fresh
     /// random order; a move succeeds when its target is on the grid, not a wall and free at
-    /// that moment; entering a live apple eats it. `sc.before` keeps the apples as they were.
+    /// that moment; entering a live apple eats it. `scratch.before` keeps the apples as they were.
     fn move_players(
         &self,
         key: u32,
-        e: &mut Env<'_>,
+        world: &mut Env<'_>,
         actions: &[u32],
         ate: &mut [u32; MAX_PLAYERS as usize],
-        sc: &mut Scratch,
+        scratch: &mut Scratch,
     ) {
         let map = &self.game.map;
-        let n = e.pose.len();
+        let n = world.pose.len();
         let mut order = [0u8; MAX_PLAYERS as usize];
-        for (i, o) in order.iter_mut().enumerate().take(n) {
-            *o = i as u8;
+        for (i, slot) in order.iter_mut().enumerate().take(n) {
+            *slot = i as u8;
         }
         let shuffle = Stream::new(key, stream::MOVE_ORDER);
         for i in (1..n).rev() {
             let j = shuffle.below(i as u32, i as u32 + 1) as usize;
             order.swap(i, j);
         }
-        sc.before.copy_from_slice(e.apples);
+        scratch.before.copy_from_slice(world.apples);
         let cols = map.cols as i32;
         for &i in &order[..n] {
             let i = i as usize;
-            let pose = Pose(e.pose[i]);
+            let pose = Pose(world.pose[i]);
             let action = Action::ALL[actions[i] as usize];
             let Some(q) = action.move_quarter_turns() else {
-                e.pose[i] = Pose::new(pose.cell(), pose.facing() + action.turn_quarter_turns()).0;
+                world.pose[i] =
+                    Pose::new(pose.cell(), pose.facing() + action.turn_quarter_turns()).0;
                 continue;
             };
             let (dr, dc) = facing::delta(pose.facing() + q);
@@ -739,55 +746,57 @@ impl Engine {
                 continue;
             }
             let target = (r * cols + c) as u32;
-            if self.wall[target as usize] || e.pose[..n].iter().any(|&p| Pose(p).cell() == target) {
+            if self.wall[target as usize]
+                || world.pose[..n].iter().any(|&p| Pose(p).cell() == target)
+            {
                 continue;
             }
-            e.pose[i] = Pose::new(target, pose.facing()).0;
+            world.pose[i] = Pose::new(target, pose.facing()).0;
             let a = map.apple_index[target as usize];
-            if a != Map::NOT_APPLE && bit(e.apples, a) {
-                e.apples[(a >> 5) as usize] &= !(1 << (a & 31));
+            if a != Map::NOT_APPLE && bit(world.apples, a) {
+                world.apples[(a >> 5) as usize] &= !(1 << (a & 31));
                 ate[i] = 1;
             }
         }
     }
 
     /// `regrow.wgsl` (SPEC §2, regrowth with Melting Pot's timing): an apple cell empty at
-    /// the end of steps t−2 (`apples_prev`) and t−1 (`sc.before`) regrows with
+    /// the end of steps t−2 (`apples_prev`) and t−1 (`scratch.before`) regrows with
     /// `p[min(k, len − 1)]`, k its live neighbours at the end of step t−2; an apple that
     /// grows under a player is eaten by it at once.
     fn regrow(
         &self,
         key: u32,
-        e: &mut Env<'_>,
+        world: &mut Env<'_>,
         ate: &mut [u32; MAX_PLAYERS as usize],
-        sc: &Scratch,
+        scratch: &Scratch,
     ) {
-        let g = &self.game;
-        let map = &g.map;
-        let n = e.pose.len();
+        let game = &self.game;
+        let map = &game.map;
+        let n = world.pose.len();
         let regrow = Stream::new(key, stream::REGROW);
-        let last = g.regrowth_thresholds.len() - 1;
-        for w in 0..sc.before.len() {
-            let mut eligible = !sc.before[w] & !e.apples_prev[w] & self.apple_mask[w];
+        let last = game.regrowth_thresholds.len() - 1;
+        for w in 0..scratch.before.len() {
+            let mut eligible = !scratch.before[w] & !world.apples_prev[w] & self.apple_mask[w];
             while eligible != 0 {
                 let a = (w as u32) * 32 + eligible.trailing_zeros();
                 eligible &= eligible - 1;
                 let live = map
                     .neighbours_of(a as usize)
                     .iter()
-                    .filter(|&&b| bit(e.apples_prev, b))
+                    .filter(|&&b| bit(world.apples_prev, b))
                     .count();
-                let threshold = g.regrowth_thresholds[live.min(last)];
+                let threshold = game.regrowth_thresholds[live.min(last)];
                 if regrow.draw(a) < threshold {
                     let cell = map.apple_cells[a as usize];
-                    match e.pose[..n].iter().position(|&p| Pose(p).cell() == cell) {
+                    match world.pose[..n].iter().position(|&p| Pose(p).cell() == cell) {
                         Some(i) => ate[i] += 1,
-                        None => e.apples[w] |= 1 << (a & 31),
+                        None => world.apples[w] |= 1 << (a & 31),
                     }
                 }
             }
         }
-        e.apples_prev.copy_from_slice(&sc.before);
+        world.apples_prev.copy_from_slice(&scratch.before);
     }
 
     /// `reward.wgsl` (SPEC §4): on a period's last step taxes are settled and shared;
@@ -796,49 +805,49 @@ impl Engine {
     fn reward(
         &self,
         params: &StepParams,
-        e: &mut Env<'_>,
-        o: &mut EnvOut<'_>,
+        world: &mut Env<'_>,
+        out: &mut EnvOut<'_>,
         ate: &[u32; MAX_PLAYERS as usize],
     ) -> u32 {
-        let g = &self.game;
-        let map = &g.map;
-        let n = e.pose.len();
-        let (t, tick) = (*e.t, *e.tick);
+        let game = &self.game;
+        let map = &game.map;
+        let n = world.pose.len();
+        let (t, tick) = (*world.t, *world.tick);
         let sched = params.schedule;
-        let settle = t % g.tax_period == g.tax_period - 1;
-        let cur_apples = &mut e.stats[stats::cur_apples(n)..stats::cur_apples(n) + n];
+        let settle = t % game.tax_period == game.tax_period - 1;
+        let cur_apples = &mut world.stats[stats::cur_apples(n)..stats::cur_apples(n) + n];
         for (i, &a) in ate[..n].iter().enumerate() {
-            e.period_income[i] += a;
-            e.round_apples[i] += a;
+            world.period_income[i] += a;
+            world.round_apples[i] += a;
             cur_apples[i] += a;
         }
         let mut net = [0i32; MAX_PLAYERS as usize];
         if settle && sched.tax_enabled {
             let revenue = tax::settle(
-                e.period_income,
-                &g.brackets,
-                e.rates,
+                world.period_income,
+                &game.brackets,
+                world.rates,
                 sched.multiplier_tenths,
                 &mut net[..n],
             );
-            e.stats[stats::CUR_REVENUE] += revenue;
+            world.stats[stats::CUR_REVENUE] += revenue;
         }
         let unit = apple_unit(n as u32);
         let mut taxed = [0i32; MAX_PLAYERS as usize];
         for i in 0..n {
             taxed[i] = ate[i] as i32 * unit - net[i];
-            e.period_net[i] += taxed[i];
-            e.round_net[i] += taxed[i];
-            let s = &mut e.stats[stats::cur_post_tax(n) + i];
+            world.period_net[i] += taxed[i];
+            world.round_net[i] += taxed[i];
+            let s = &mut world.stats[stats::cur_post_tax(n) + i];
             *s = (*s as i32 + taxed[i]) as u32;
         }
-        let types = &g.types;
+        let types = &game.types;
         for i in 0..n {
-            let me = Pose(e.pose[i]);
+            let me = Pose(world.pose[i]);
             let (mr, mc) = ((me.cell() / map.cols) as i32, (me.cell() % map.cols) as i32);
             let mut seen = Share::default();
             for j in (0..n).filter(|&j| j != i) {
-                let other = Pose(e.pose[j]).cell();
+                let other = Pose(world.pose[j]).cell();
                 let (dr, dc) = (
                     (other / map.cols) as i32 - mr,
                     (other % map.cols) as i32 - mc,
@@ -852,37 +861,45 @@ impl Engine {
                 taxed: taxed[i],
                 raw: ate[i] as i32,
             };
-            let num = g.reward_form.numerator(
+            let num = game.reward_form.numerator(
                 unit,
                 own,
                 seen,
                 types.selfishness[i] as i32,
                 types.trust[i] as i32,
             );
-            o.reward[i] = exact_f32(num) * g.reward_scale;
+            out.reward[i] = exact_f32(num) * game.reward_scale;
         }
-        let mut fl = 0;
-        *o.principal_reward = 0.0;
+        let mut flag_bits = 0;
+        *out.principal_reward = 0.0;
         if settle {
-            fl |= flags::PERIOD_END;
+            flag_bits |= flags::PERIOD_END;
             // The round's totals at the period's start and end, in the objective's units.
             let mut start = [0i64; MAX_PLAYERS as usize];
             let mut end = [0i64; MAX_PLAYERS as usize];
             for i in 0..n {
-                let (round, period) = match g.welfare_of {
-                    WelfareOf::RawApples => (e.round_apples[i] as i64, e.period_income[i] as i64),
-                    WelfareOf::PostTaxIncome => (e.round_net[i] as i64, e.period_net[i] as i64),
+                let (round, period) = match game.welfare_of {
+                    WelfareOf::RawApples => {
+                        (world.round_apples[i] as i64, world.period_income[i] as i64)
+                    }
+                    WelfareOf::PostTaxIncome => {
+                        (world.round_net[i] as i64, world.period_net[i] as i64)
+                    }
                 };
                 end[i] = round;
                 start[i] = round - period;
             }
-            *o.principal_reward =
-                principal::period_reward(&params.welfare, &start[..n], &end[..n], g.welfare_unit());
-            if (tick / g.tax_period + 1).is_multiple_of(g.round_periods) {
-                fl |= flags::ROUND_END;
+            *out.principal_reward = principal::period_reward(
+                &params.welfare,
+                &start[..n],
+                &end[..n],
+                game.welfare_unit(),
+            );
+            if (tick / game.tax_period + 1).is_multiple_of(game.round_periods) {
+                flag_bits |= flags::ROUND_END;
             }
         }
-        fl
+        flag_bits
     }
 
     /// `reward.wgsl` (the clock), `final_obs.wgsl` and `auto_reset` (SPEC §2, episode): time
@@ -891,67 +908,73 @@ impl Engine {
     fn advance(
         &self,
         env: u32,
-        e: &mut Env<'_>,
-        o: &mut EnvOut<'_>,
-        mut fl: u32,
-        sc: &mut Scratch,
+        world: &mut Env<'_>,
+        out: &mut EnvOut<'_>,
+        mut flag_bits: u32,
+        scratch: &mut Scratch,
     ) {
-        let g = &self.game;
-        let n = e.pose.len();
-        let (t, tick) = (*e.t, *e.tick);
-        *e.tick = tick + 1;
-        *e.t = t + 1;
-        *o.terminated = 0;
-        *o.truncated = 0;
-        if *e.t == g.episode_len {
-            fl |= flags::EPISODE_END;
-            *o.truncated = 1;
-            self.write_obs(e, o.final_obs, o.principal_map, o.principal_features, sc);
-            let live: u32 = e.apples.iter().map(|w| w.count_ones()).sum();
-            let st = &mut *e.stats;
-            st[stats::EPISODES] += 1;
-            st[stats::LAST_REVENUE] = st[stats::CUR_REVENUE];
-            st[stats::CUR_REVENUE] = 0;
-            st[stats::LAST_APPLES_LEFT] = live;
-            st.copy_within(
+        let game = &self.game;
+        let n = world.pose.len();
+        let (t, tick) = (*world.t, *world.tick);
+        *world.tick = tick + 1;
+        *world.t = t + 1;
+        *out.terminated = 0;
+        *out.truncated = 0;
+        if *world.t == game.episode_len {
+            flag_bits |= flags::EPISODE_END;
+            *out.truncated = 1;
+            self.write_obs(
+                world,
+                out.final_obs,
+                out.principal_map,
+                out.principal_features,
+                scratch,
+            );
+            let live: u32 = world.apples.iter().map(|w| w.count_ones()).sum();
+            let episode_stats = &mut *world.stats;
+            episode_stats[stats::EPISODES] += 1;
+            episode_stats[stats::LAST_REVENUE] = episode_stats[stats::CUR_REVENUE];
+            episode_stats[stats::CUR_REVENUE] = 0;
+            episode_stats[stats::LAST_APPLES_LEFT] = live;
+            episode_stats.copy_within(
                 stats::cur_apples(n)..stats::cur_apples(n) + 2 * n,
                 stats::last_apples(n),
             );
-            st[stats::cur_apples(n)..stats::cur_apples(n) + 2 * n].fill(0);
-            self.reset_world(env, tick + 1, e);
-            *e.t = 0;
-            if g.reset_rates_each_episode {
-                e.rates.fill(0);
+            episode_stats[stats::cur_apples(n)..stats::cur_apples(n) + 2 * n].fill(0);
+            self.reset_world(env, tick + 1, world);
+            *world.t = 0;
+            if game.reset_rates_each_episode {
+                world.rates.fill(0);
             }
         }
-        if (*e.t).is_multiple_of(g.tax_period) {
-            fl |= flags::DECISION_NEXT;
+        if (*world.t).is_multiple_of(game.tax_period) {
+            flag_bits |= flags::DECISION_NEXT;
         }
-        *o.flags = fl;
+        *out.flags = flag_bits;
     }
 
     /// Writes the players' windows, the principal's map and its features.
     fn write_obs(
         &self,
-        e: &Env<'_>,
+        world: &Env<'_>,
         obs: &mut [u8],
         pmap: &mut [u8],
         pfeat: &mut [f32],
-        sc: &mut Scratch,
+        scratch: &mut Scratch,
     ) {
-        let g = &self.game;
-        let map = &g.map;
-        let n = e.pose.len();
+        let game = &self.game;
+        let map = &game.map;
+        let n = world.pose.len();
         // Dynamic bits of the padded grid: apples and grass.
         for (a, &cell) in map.apple_cells.iter().enumerate() {
             let a = a as u32;
             let p = self.padded_cell[cell as usize] as usize;
-            sc.grid[p] = if bit(e.apples, a) {
+            scratch.grid[p] = if bit(world.apples, a) {
                 bits::APPLE
             } else if map
                 .neighbours_of(a as usize)
                 .iter()
-                .any(|&b| bit(e.apples, b))
+                .any(|&b| bit(world.apples, b))
             {
                 bits::GRASS
             } else {
@@ -959,16 +982,16 @@ impl Engine {
             };
         }
         for (i, win) in obs.chunks_exact_mut(OBS_STRIDE).enumerate() {
-            let me = Pose(e.pose[i]);
+            let me = Pose(world.pose[i]);
             let centre = self.padded_cell[me.cell() as usize] as i32;
             for (dst, &off) in win.iter_mut().zip(&self.window[me.facing() as usize]) {
-                *dst = sc.grid[(centre + off) as usize];
+                *dst = scratch.grid[(centre + off) as usize];
             }
             win[WINDOW_CELLS..].fill(0);
             win[obs::SELF_ROW * obs::WINDOW_COLS + obs::SELF_COL] |= bits::SELF;
             let (mr, mc) = ((me.cell() / map.cols) as i32, (me.cell() % map.cols) as i32);
             for j in (0..n).filter(|&j| j != i) {
-                let other = Pose(e.pose[j]);
+                let other = Pose(world.pose[j]);
                 let (dr, dc) = (
                     (other.cell() / map.cols) as i32 - mr,
                     (other.cell() % map.cols) as i32 - mc,
@@ -985,23 +1008,23 @@ impl Engine {
         let pcols = cols + 2 * PAD as usize;
         for r in 0..rows {
             let src = (r + PAD as usize) * pcols + PAD as usize;
-            pmap[r * cols..(r + 1) * cols].copy_from_slice(&sc.grid[src..src + cols]);
+            pmap[r * cols..(r + 1) * cols].copy_from_slice(&scratch.grid[src..src + cols]);
         }
         pmap[rows * cols..].fill(0);
-        for &p in e.pose.iter() {
+        for &p in world.pose.iter() {
             let p = Pose(p);
             pmap[p.cell() as usize] |= bits::OTHER | (p.facing() as u8) << bits::FACING_SHIFT;
         }
         let unit_scale = 1.0 / apple_unit(n as u32) as f32;
-        for (dst, &net) in pfeat[..n].iter_mut().zip(e.period_net.iter()) {
+        for (dst, &net) in pfeat[..n].iter_mut().zip(world.period_net.iter()) {
             *dst = exact_f32(net) * unit_scale;
         }
-        for (dst, &rate) in pfeat[n..].iter_mut().zip(e.rates.iter()) {
+        for (dst, &rate) in pfeat[n..].iter_mut().zip(world.rates.iter()) {
             *dst = exact_f32(rate as i32) * 0.1;
         }
-        let k = n + e.rates.len();
-        pfeat[k] = exact_f32((*e.t % g.tax_period) as i32) * (1.0 / g.tax_period as f32);
-        let period_in_round = (*e.tick / g.tax_period) % g.round_periods;
-        pfeat[k + 1] = exact_f32(period_in_round as i32) * (1.0 / g.round_periods as f32);
+        let k = n + world.rates.len();
+        pfeat[k] = exact_f32((*world.t % game.tax_period) as i32) * (1.0 / game.tax_period as f32);
+        let period_in_round = (*world.tick / game.tax_period) % game.round_periods;
+        pfeat[k + 1] = exact_f32(period_in_round as i32) * (1.0 / game.round_periods as f32);
     }
 }
