@@ -535,6 +535,14 @@ fn bad_input_gets_one_clear_line() {
             last.starts_with("error: ") && last.contains(needle),
             "{args:?}: {stderr}"
         );
+        // Said once: no cause repeats the text before it.
+        let parts: Vec<&str> = last.split(": ").filter(|p| p.len() > 12).collect();
+        for (i, p) in parts.iter().enumerate() {
+            assert!(
+                !parts[..i].iter().any(|q| q.contains(p)),
+                "{args:?} repeats itself: {last}"
+            );
+        }
         assert!(!dir.exists(), "{args:?} created the run directory");
     }
     // `--device gpu` on a machine without a GPU (CI has only the software driver).

@@ -134,13 +134,30 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line: multi-line messages (a TOML parser's snippet) are folded.
-            let message = format!("{e:#}");
+            let message = one_line(&e);
             let line: Vec<&str> = message.split_whitespace().collect();
             eprintln!("error: {}", line.join(" "));
             ExitCode::from(if is_input_error(&e) { 2 } else { 1 })
         }
     }
+}
+
+/// The error and its causes, `: `-separated, leaving out a cause whose text the message
+/// already holds (config and I/O errors often repeat their source's text). The caller
+/// folds multi-line messages (a TOML parser's snippet) into one line.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }
 
 /// Config errors and refusals of bad arguments are the user's to fix (exit status 2).
