@@ -252,4 +252,60 @@ mod tests {
         let fine = period_reward(&w, &hundredths(a), &hundredths(b), 100);
         assert!((fine - period_reward(&w, &a, &b, 1)).abs() < 1e-6);
     }
+
+    #[test]
+    fn every_rate_up_to_the_cap_is_allowed() {
+        let m = allowed(0, RATE_LEVELS, None);
+        assert!(
+            m.iter().all(|&a| a),
+            "no cap, no bound: every choice: {m:?}"
+        );
+        let m = allowed(10, 10, Some(1));
+        let on: Vec<usize> = (0..CHOICES as usize).filter(|&k| m[k]).collect();
+        assert_eq!(on, vec![9, 10, KEEP as usize]);
+    }
+
+    #[test]
+    fn annealed_values_stop_at_full_and_a_zero_window_is_full_at_once() {
+        let c = Curriculum {
+            mode: CurriculumMode::RateCap,
+            phase1_episodes: 2,
+            anneal_episodes: 4,
+            multiplier_episodes: 0,
+        };
+        assert_eq!(c.at(6).rate_cap_tenths, 10);
+        assert_eq!(c.at(1000).rate_cap_tenths, 10, "long after the window");
+        let m = Curriculum {
+            mode: CurriculumMode::TransferMultiplier,
+            ..c
+        };
+        assert_eq!(
+            m.at(0).multiplier_tenths,
+            10,
+            "a zero window: full from the start"
+        );
+        assert_eq!(m.at(1000).multiplier_tenths, 10);
+    }
+
+    #[test]
+    fn a_nash_reward_is_the_change_of_the_geometric_mean_in_apples() {
+        // In hundredths of an apple: (1, 4) apples at the period's start, (4, 9) at its end.
+        let r = period_reward(&Welfare::Nash, &[100, 400], &[400, 900], 100);
+        assert!((r - 4.0).abs() < 1e-6, "√36 − √4 = 4, got {r}");
+    }
+
+    #[test]
+    fn the_welfare_bound_is_reached_by_the_utilitarian_worst_period() {
+        // Every player collects an apple on every step of the period and η = 1: the
+        // numerator is den · n · period · unit, the bound itself.
+        let (den, n, period, unit) = (8u32, 7usize, 50u32, 700i64);
+        let bound = exact_welfare_bound(den, n as u32, period, unit);
+        assert_eq!(bound, den as i64 * n as i64 * period as i64 * unit);
+        let w = Welfare::Interpolated {
+            eta: crate::welfare::Ratio { num: den, den },
+        };
+        let end = vec![period as i64 * unit; n];
+        let r = period_reward(&w, &vec![0; n], &end, unit);
+        assert_eq!(r, (n as u32 * period) as f32);
+    }
 }

@@ -163,3 +163,31 @@ impl PlayerTypes {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_by_index() {
+        assert_eq!(Action::from_index(0), Some(Action::Noop));
+        assert_eq!(Action::from_index(3), Some(Action::StepLeft));
+        assert_eq!(Action::from_index(6), Some(Action::TurnRight));
+        assert_eq!(Action::from_index(7), None);
+    }
+
+    #[test]
+    fn drawn_types_cover_both_ends_of_the_unit_interval() {
+        // Uniform over the 257 levels 0..=256: 4000 draws reach both 0 and 1.
+        let t = PlayerTypes::draw(5, 4000);
+        for v in [&t.selfishness, &t.trust] {
+            assert_eq!(v.iter().min(), Some(&0));
+            assert_eq!(v.iter().max(), Some(&TYPE_LEVELS));
+        }
+        let f = t.selfishness_f64();
+        assert_eq!(f.len(), 4000);
+        for (k, x) in t.selfishness.iter().zip(&f) {
+            assert_eq!(*x, *k as f64 / 256.0);
+        }
+    }
+}

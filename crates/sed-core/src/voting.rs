@@ -101,4 +101,23 @@ mod tests {
         assert_eq!(m.choose(&[200, 200, 10], None), Welfare::Utilitarian);
         assert_eq!(m.choose(&[200, 10], None), Welfare::Utilitarian);
     }
+
+    #[test]
+    fn the_median_of_two_and_of_five_reports() {
+        let eta = |reports: &[u32]| match MedianVote.choose(reports, None) {
+            Welfare::Interpolated { eta } => eta.value(),
+            w => panic!("{w:?}"),
+        };
+        assert_eq!(
+            eta(&[256, 0]),
+            0.5,
+            "an even count: the mean of the middle two"
+        );
+        assert_eq!(
+            eta(&[256, 0, 128, 32, 64]),
+            0.25,
+            "an odd count: the middle one"
+        );
+        assert_eq!(eta(&[64]), 0.25);
+    }
 }

@@ -160,4 +160,37 @@ mod tests {
         assert!((Welfare::PMean { p: 200.0 }.eval(&u) - 16.0).abs() < 0.2);
         assert!((Welfare::PMean { p: -200.0 }.eval(&u) - 1.0).abs() < 0.02);
     }
+
+    #[test]
+    fn a_positive_p_mean_counts_a_zero_utility() {
+        // Only p < 0 zeroes the mean when someone has nothing: ((0² + 2²) / 2)^(1/2) = √2.
+        let r = Welfare::PMean { p: 2.0 }.eval(&[0.0, 2.0]);
+        assert!((r - 2f64.sqrt()).abs() < 1e-12, "{r}");
+    }
+
+    #[test]
+    fn welfare_names() {
+        assert_eq!(Welfare::Nash.to_string(), "nash");
+        assert_eq!(Welfare::Utilitarian.to_string(), "utilitarian");
+        let eta = Ratio { num: 1, den: 4 };
+        assert_eq!(
+            Welfare::Interpolated { eta }.to_string(),
+            "interpolated (eta = 0.2500)"
+        );
+        assert_eq!(Welfare::PMean { p: 2.0 }.to_string(), "p-mean (p = 2)");
+    }
+
+    #[test]
+    fn a_configured_eta_becomes_a_ratio_over_65536() {
+        let w = WelfareSpec::Interpolated { eta: 0.25 }.welfare();
+        assert_eq!(
+            w,
+            Welfare::Interpolated {
+                eta: Ratio {
+                    num: 16384,
+                    den: 65536
+                }
+            }
+        );
+    }
 }
