@@ -406,23 +406,34 @@ impl Engine {
     pub fn reset(&self, state: &mut State, out: &mut Outputs) -> Result<(), EngineError> {
         self.check(state, out, None)?;
         let actions = self.new_actions();
-        self.run(state, out, &actions, |engine, env, mut e, o, _, scratch| {
-            *e.tick = 0;
-            *e.t = 0;
-            e.period_income.fill(0);
-            e.period_net.fill(0);
-            e.round_apples.fill(0);
-            e.round_net.fill(0);
-            e.rates.fill(0);
-            e.stats.fill(0);
-            engine.reset_world(env, 0, &mut e);
-            o.reward.fill(0.0);
-            *o.principal_reward = 0.0;
-            *o.terminated = 0;
-            *o.truncated = 0;
-            *o.flags = flags::DECISION_NEXT;
-            engine.write_obs(&e, o.obs, o.principal_map, o.principal_features, scratch);
-        });
+        self.run(
+            state,
+            out,
+            &actions,
+            |engine, env, mut world, out_env, _, scratch| {
+                *world.tick = 0;
+                *world.t = 0;
+                world.period_income.fill(0);
+                world.period_net.fill(0);
+                world.round_apples.fill(0);
+                world.round_net.fill(0);
+                world.rates.fill(0);
+                world.stats.fill(0);
+                engine.reset_world(env, 0, &mut world);
+                out_env.reward.fill(0.0);
+                *out_env.principal_reward = 0.0;
+                *out_env.terminated = 0;
+                *out_env.truncated = 0;
+                *out_env.flags = flags::DECISION_NEXT;
+                engine.write_obs(
+                    &world,
+                    out_env.obs,
+                    out_env.principal_map,
+                    out_env.principal_features,
+                    scratch,
+                );
+            },
+        );
         Ok(())
     }
 
@@ -439,7 +450,11 @@ impl Engine {
             return Err(EngineError::WelfareTooFine(params.welfare.to_string()));
         }
         let n = self.layout.players;
-        if let Some(i) = actions.players.iter().position(|&a| a >= Action::COUNT) {
+        if let Some(i) = actions
+            .players
+            .iter()
+            .position(|&acts| acts >= Action::COUNT)
+        {
             return Err(EngineError::PlayerAction {
                 env: i / n,
                 player: i % n,
@@ -447,16 +462,21 @@ impl Engine {
             });
         }
         let b = self.layout.brackets;
-        if let Some(i) = actions.principal.iter().position(|&a| a >= CHOICES) {
+        if let Some(i) = actions.principal.iter().position(|&acts| acts >= CHOICES) {
             return Err(EngineError::PrincipalAction {
                 env: i / b,
                 head: i % b,
                 value: actions.principal[i],
             });
         }
-        self.run(state, out, actions, |engine, env, e, o, a, scratch| {
-            engine.step_env(params, env, e, o, a, scratch);
-        });
+        self.run(
+            state,
+            out,
+            actions,
+            |engine, env, world, out_env, acts, scratch| {
+                engine.step_env(params, env, world, out_env, acts, scratch);
+            },
+        );
         Ok(())
     }
 
@@ -612,13 +632,13 @@ impl Engine {
     }
 
     /// Spawns the players and restores every apple, drawing from tick `tick`.
-    fn reset_world(&self, env: u32, tick: u32, e: &mut Env<'_>) {
+    fn reset_world(&self, env: u32, tick: u32, world: &mut Env<'_>) {
         let map = &self.game.map;
         let key = rng::tick_key(self.game.run_key, env, tick);
         let spawn = Stream::new(key, stream::SPAWN);
         let face = Stream::new(key, stream::FACING);
-        e.apples.copy_from_slice(&self.apple_mask);
-        e.apples_prev.copy_from_slice(&self.apple_mask);
+        world.apples.copy_from_slice(&self.apple_mask);
+        world.apples_prev.copy_from_slice(&self.apple_mask);
         // The `Q` cells go to the first players in a random order (Melting Pot shuffles
         // them): a Fisher–Yates shuffle of the cells.
         let mut inside_cells = map.inside_spawn_cells.clone();
@@ -628,7 +648,7 @@ impl Engine {
             inside_cells.swap(i, j);
         }
         let mut counter = 0;
-        for i in 0..e.pose.len() {
+        for i in 0..world.pose.len() {
             let cell = if let Some(&q) = inside_cells.get(i) {
                 q
             } else {
@@ -638,12 +658,12 @@ impl Engine {
                     let c = map.spawn_cells
                         [spawn.below(counter, map.spawn_cells.len() as u32) as usize];
                     counter += 1;
-                    if !e.pose[..i].iter().any(|&p| Pose(p).cell() == c) {
+                    if !world.pose[..i].iter().any(|&p| Pose(p).cell() == c) {
                         break c;
                     }
                 }
             };
-            e.pose[i] = Pose::new(cell, face.draw(i as u32) >> 30).0;
+            world.pose[i] = Pose::new(cell, face.draw(i as u32) >> 30).0;
         }
     }
 
