@@ -164,32 +164,25 @@ impl World {
     fn inside(&self, r: i32, c: i32) -> bool {
         r >= 0 && c >= 0 && r < self.rows() && c < self.cols()
     }
-    fn is_apple_cell(&self, r: i32, c: i32) -> bool {
-        self.inside(r, c) && self.tiles[r as usize][c as usize] == Tile::Apple
-    }
     fn live(&self, r: i32, c: i32) -> bool {
         self.inside(r, c) && self.apple[r as usize][c as usize]
     }
     fn player_at(&self, r: i32, c: i32) -> Option<usize> {
         self.players.iter().position(|p| p.row == r && p.col == c)
     }
-    fn live_in_diamond(&self, r: i32, c: i32) -> usize {
+    /// Cells of the radius-2 diamond around `(r, c)` whose entry in `apples` is set.
+    fn live_in_diamond(&self, apples: &[Vec<bool>], r: i32, c: i32) -> usize {
         DIAMOND
             .iter()
-            .filter(|(dr, dc)| self.live(r + dr, c + dc))
+            .filter(|(dr, dc)| {
+                let (rr, cc) = (r + dr, c + dc);
+                self.inside(rr, cc) && apples[rr as usize][cc as usize]
+            })
             .count()
     }
     /// Apple cells in reading order (the order regrowth draws are indexed by).
     fn apple_cells(&self) -> Vec<(i32, i32)> {
-        let mut v = Vec::new();
-        for r in 0..self.rows() {
-            for c in 0..self.cols() {
-                if self.is_apple_cell(r, c) {
-                    v.push((r, c));
-                }
-            }
-        }
-        v
+        self.cells_of(Tile::Apple)
     }
     fn cells_of(&self, tile: Tile) -> Vec<(i32, i32)> {
         let mut v = Vec::new();
@@ -366,13 +359,7 @@ impl World {
             if start[ru][cu] || self.two_steps_ago[ru][cu] {
                 continue;
             }
-            let live = DIAMOND
-                .iter()
-                .filter(|(dr, dc)| {
-                    let (rr, cc) = (r + dr, c + dc);
-                    self.inside(rr, cc) && self.two_steps_ago[rr as usize][cc as usize]
-                })
-                .count();
+            let live = self.live_in_diamond(&self.two_steps_ago, r, c);
             if regrow.draw(index as u32) < g.regrowth_thresholds[live.min(levels - 1)] {
                 match self.player_at(r, c) {
                     Some(i) => apples[i] += 1, // grows under a standing player: eaten at once
@@ -480,7 +467,7 @@ impl World {
         match self.tiles[r as usize][c as usize] {
             Tile::Wall => bit::WALL,
             Tile::Apple if self.live(r, c) => bit::APPLE,
-            Tile::Apple if self.live_in_diamond(r, c) > 0 => bit::GRASS,
+            Tile::Apple if self.live_in_diamond(&self.apple, r, c) > 0 => bit::GRASS,
             _ => 0,
         }
     }
