@@ -1,34 +1,8 @@
-// Shared by every game kernel: the exact integer-to-float conversion, geometry and
-// indexing. Mirrors sed-core (reward.rs, obs.rs, types.rs); the constants it uses come from
-// the header that sed-gpu generates from sed-core. The RNG is in rng.wgsl.
-
-// Nearest f32 to v, ties to even, in integer arithmetic (sed_core::reward::exact_f32).
-fn exact_f32(v: i32) -> f32 {
-    if (v == 0) {
-        return 0.0;
-    }
-    let bits = bitcast<u32>(v);
-    let negative = v < 0;
-    let mag = select(bits, 0u - bits, negative);
-    let top = 31u - countLeadingZeros(mag);
-    var exponent = top;
-    var mant = 0u;
-    if (top <= 23u) {
-        mant = mag << (23u - top);
-    } else {
-        let shift = top - 23u;
-        let m = mag >> shift;
-        let rem = mag & ((1u << shift) - 1u);
-        let half = 1u << (shift - 1u);
-        let up = rem > half || (rem == half && (m & 1u) == 1u);
-        mant = m + select(0u, 1u, up);
-    }
-    if (mant == (1u << 24u)) {
-        mant = mant >> 1u;
-        exponent = exponent + 1u;
-    }
-    return bitcast<f32>(select(0u, 0x80000000u, negative) | ((exponent + 127u) << 23u) | (mant & 0x7fffffu));
-}
+// Shared by every game kernel: geometry and indexing. Mirrors sed-core (obs.rs, types.rs);
+// the constants it uses come from the header that sed-gpu generates from sed-core. The RNG
+// is in rng.wgsl, the exact 64-bit arithmetic and integer-to-float conversion in
+// int64.wgsl. The occupancy grid `occupant` (the player on a cell plus one, or 0) is indexed
+// `env * OCCUPANT_STRIDE + cell`.
 
 // One step in direction f: 0 north, 1 east, 2 south, 3 west.
 fn delta(f: u32) -> vec2<i32> {
@@ -48,17 +22,18 @@ fn cell_col(cell: u32) -> i32 {
     return i32(cell % COLS);
 }
 
-// Window index (row * WINDOW_COLS + col) of map offset (dr, dc) seen by a player facing
-// f, or -1 outside the window (sed_core::obs::window_position).
-fn window_position(f: u32, dr: i32, dc: i32) -> i32 {
+// The map cell of window cell `w` of a player at (mr, mc) facing f, or -1 off the map.
+fn window_cell(f: u32, mr: i32, mc: i32, w: u32) -> i32 {
     let fwd = delta(f);
     let rgt = delta(f + 1u);
-    let ahead = dr * fwd.x + dc * fwd.y;
-    let right = dr * rgt.x + dc * rgt.y;
-    if (ahead <= VIEW_FORWARD && ahead >= -VIEW_BACKWARD && abs(right) <= VIEW_SIDE) {
-        return (VIEW_FORWARD - ahead) * i32(WINDOW_COLS) + VIEW_SIDE + right;
+    let ahead = VIEW_FORWARD - i32(w / WINDOW_COLS);
+    let right = i32(w % WINDOW_COLS) - VIEW_SIDE;
+    let r = mr + ahead * fwd.x + right * rgt.x;
+    let c = mc + ahead * fwd.y + right * rgt.y;
+    if (r < 0 || c < 0 || r >= i32(ROWS) || c >= i32(COLS)) {
+        return -1;
     }
-    return -1;
+    return r * i32(COLS) + c;
 }
 
 // The flat index of this invocation in a 2-D dispatch of WG-wide workgroups.

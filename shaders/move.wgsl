@@ -45,37 +45,37 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
     }
 
-    var order: array<u32, PLAYERS>;
-    var pose: array<u32, PLAYERS>;
-    var got: array<u32, PLAYERS>;
+    // Per-player values live in storage (poses, ate, and the scratch order), not in
+    // private arrays, so that any number of players fits; the occupancy grid answers
+    // whether a cell is free.
     for (var i = 0u; i < PLAYERS; i++) {
-        order[i] = i;
-        pose[i] = poses[base + i];
-        got[i] = 0u;
+        order[base + i] = i;
+        ate[base + i] = 0u;
     }
     let shuffle = stream_key(tick_key(env, tick), STREAM_MOVE_ORDER);
     for (var k = 1u; k < PLAYERS; k++) {
         let i = PLAYERS - k;
         let j = draw(shuffle, i) % (i + 1u);
-        let tmp = order[i];
-        order[i] = order[j];
-        order[j] = tmp;
+        let tmp = order[base + i];
+        order[base + i] = order[base + j];
+        order[base + j] = tmp;
     }
     for (var w = 0u; w < APPLE_WORDS; w++) {
         eaten[env * APPLE_WORDS + w] = 0u;
     }
     for (var k = 0u; k < PLAYERS; k++) {
-        let i = order[k];
+        let i = order[base + k];
         // Out-of-range actions (never sampled by a policy) act as NOOP.
         let act = actions[base + i];
         if (act >= ACTIONS) {
             continue;
         }
-        let cell = pose[i] >> 2u;
-        let f = pose[i] & 3u;
+        let pose = poses[base + i];
+        let cell = pose >> 2u;
+        let f = pose & 3u;
         let q = MOVE_QUARTER_TURNS[act];
         if (q == NO_MOVE) {
-            pose[i] = (cell << 2u) | ((f + TURN_QUARTER_TURNS[act]) & 3u);
+            poses[base + i] = (cell << 2u) | ((f + TURN_QUARTER_TURNS[act]) & 3u);
             continue;
         }
         let d = delta(f + q);
@@ -88,25 +88,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         if (tables[T_CELL_STATIC + dest] != 0u) {
             continue;
         }
-        var occupied = false;
-        for (var j = 0u; j < PLAYERS; j++) {
-            occupied = occupied || (pose[j] >> 2u) == dest;
-        }
-        if (occupied) {
+        if (occupant[env * OCCUPANT_STRIDE + dest] != 0u) {
             continue;
         }
-        pose[i] = (dest << 2u) | f;
+        poses[base + i] = (dest << 2u) | f;
+        occupant[env * OCCUPANT_STRIDE + cell] = 0u;
+        occupant[env * OCCUPANT_STRIDE + dest] = i + 1u;
         let a = tables[T_APPLE_INDEX + dest];
         if (a != NOT_APPLE && apple_live(env, a)) {
             let w = env * APPLE_WORDS + (a >> 5u);
             let bit = 1u << (a & 31u);
             apples[w] &= ~bit;
             eaten[w] |= bit;
-            got[i] = 1u;
+            ate[base + i] = 1u;
         }
-    }
-    for (var i = 0u; i < PLAYERS; i++) {
-        poses[base + i] = pose[i];
-        ate[base + i] = got[i];
     }
 }

@@ -1,8 +1,9 @@
 // The players' egocentric windows, one invocation per env and player: 11 x 11 cells turned
 // so forward is up, each byte gathered from the principal's map (static and apple bits),
 // out-of-bounds cells marked, then the player itself and the others it sees with their
-// facing relative to its own (sed-core obs.rs). Compiled twice: into `obs`, and, with
-// FINAL_ONLY, into `final_obs` for the envs whose episode ended this step.
+// facing relative to its own, found through the occupancy grid (sed-core obs.rs). Compiled
+// twice: into `obs`, and, with FINAL_ONLY, into `final_obs` for the envs whose episode
+// ended this step.
 
 fn map_byte(env: u32, cell: u32) -> u32 {
     return (principal_map[env * MAP_WORDS + (cell >> 2u)] >> (8u * (cell & 3u))) & 0xffu;
@@ -23,16 +24,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let f = me & 3u;
     let mr = cell_row(me >> 2u);
     let mc = cell_col(me >> 2u);
-    var seen: array<i32, PLAYERS>;
-    var rel: array<u32, PLAYERS>;
-    for (var j = 0u; j < PLAYERS; j++) {
-        let p = poses[env * PLAYERS + j];
-        seen[j] = select(window_position(f, cell_row(p >> 2u) - mr, cell_col(p >> 2u) - mc), -1, j == i);
-        rel[j] = ((p & 3u) + 4u - f) & 3u;
-    }
-    let fwd = delta(f);
-    let rgt = delta(f + 1u);
     let out = idx * OBS_WORDS;
+    // The ground, the player itself, and the others it sees (through the occupancy grid)
+    // with their facing relative to its own.
     for (var w = 0u; w < OBS_WORDS; w++) {
         var word = 0u;
         for (var k = 0u; k < 4u; k++) {
@@ -40,20 +34,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             if (cell >= WINDOW_CELLS) {
                 break;
             }
-            let ahead = VIEW_FORWARD - i32(cell / WINDOW_COLS);
-            let right = i32(cell % WINDOW_COLS) - VIEW_SIDE;
-            let r = mr + ahead * fwd.x + right * rgt.x;
-            let c = mc + ahead * fwd.y + right * rgt.y;
+            let at = window_cell(f, mr, mc, cell);
             var b = OBS_OUT_OF_BOUNDS;
-            if (r >= 0 && c >= 0 && r < i32(ROWS) && c < i32(COLS)) {
-                b = map_byte(env, u32(r) * COLS + u32(c)) & (OBS_WALL | OBS_APPLE | OBS_GRASS);
-            }
-            if (cell == SELF_CELL) {
-                b |= OBS_SELF;
-            }
-            for (var j = 0u; j < PLAYERS; j++) {
-                if (seen[j] == i32(cell)) {
-                    b |= OBS_OTHER | (rel[j] << OBS_FACING_SHIFT);
+            if (at >= 0) {
+                b = map_byte(env, u32(at)) & (OBS_WALL | OBS_APPLE | OBS_GRASS);
+                let o = occupant[env * OCCUPANT_STRIDE + u32(at)];
+                if (cell == SELF_CELL) {
+                    b |= OBS_SELF;
+                } else if (o != 0u) {
+                    let rel = ((poses[env * PLAYERS + o - 1u] & 3u) + 4u - f) & 3u;
+                    b |= OBS_OTHER | (rel << OBS_FACING_SHIFT);
                 }
             }
             word |= b << (8u * k);

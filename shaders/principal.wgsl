@@ -20,11 +20,10 @@ fn write_map_word(env: u32, w: u32) {
                 b = OBS_GRASS;
             }
         }
-        for (var j = 0u; j < PLAYERS; j++) {
-            let p = poses[env * PLAYERS + j];
-            if ((p >> 2u) == cell) {
-                b |= OBS_OTHER | ((p & 3u) << OBS_FACING_SHIFT);
-            }
+        let o = occupant[env * OCCUPANT_STRIDE + cell];
+        if (o != 0u) {
+            let p = poses[env * PLAYERS + o - 1u];
+            b |= OBS_OTHER | ((p & 3u) << OBS_FACING_SHIFT);
         }
         word |= b << (8u * k);
     }
@@ -59,12 +58,12 @@ fn features(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     }
     let out = env * PRINCIPAL_FEATURES;
     for (var i = 0u; i < PLAYERS; i++) {
-        principal_features[out + i] = exact_f32(period_net[env * PLAYERS + i]) * bitcast<f32>(INV_UNIT_BITS);
+        principal_features[out + i] = exact_f32(i64_from(period_net[env * PLAYERS + i])) * bitcast<f32>(INV_UNIT_BITS);
     }
     for (var b = 0u; b < BRACKETS; b++) {
-        principal_features[out + PLAYERS + b] = exact_f32(i32(rates[env * BRACKETS + b])) * bitcast<f32>(TENTH_BITS);
+        principal_features[out + PLAYERS + b] = exact_f32(i64_from(i32(rates[env * BRACKETS + b]))) * bitcast<f32>(TENTH_BITS);
     }
     let k = out + PLAYERS + BRACKETS;
-    principal_features[k] = exact_f32(i32(steps[env] % TAX_PERIOD)) * bitcast<f32>(INV_PERIOD_BITS);
-    principal_features[k + 1u] = exact_f32(i32((ticks[env] / TAX_PERIOD) % ROUND_PERIODS)) * bitcast<f32>(INV_ROUND_BITS);
+    principal_features[k] = exact_f32(i64_from(i32(steps[env] % TAX_PERIOD))) * bitcast<f32>(INV_PERIOD_BITS);
+    principal_features[k + 1u] = exact_f32(i64_from(i32((ticks[env] / TAX_PERIOD) % ROUND_PERIODS))) * bitcast<f32>(INV_ROUND_BITS);
 }

@@ -36,14 +36,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             let threshold = tables[T_THRESHOLDS + min(live, N_THRESHOLDS - 1u)];
             if (draw(regrow, a) < threshold) {
                 let cell = tables[T_APPLE_CELLS + a];
-                var eater = PLAYERS;
-                for (var j = PLAYERS; j > 0u; j--) {
-                    if ((poses[base + j - 1u] >> 2u) == cell) {
-                        eater = j - 1u;
-                    }
-                }
-                if (eater < PLAYERS) {
-                    ate[base + eater] += 1u;
+                let eater = occupant[env * OCCUPANT_STRIDE + cell];
+                if (eater != 0u) {
+                    ate[base + eater - 1u] += 1u;
                 } else {
                     apples[words + w] |= 1u << (a & 31u);
                 }

@@ -25,7 +25,12 @@ fn reset_world(env: u32, tick: u32) {
         inside_cells[j] = c;
     }
     let inside = min(N_INSIDE, PLAYERS);
-    var pose: array<u32, PLAYERS>;
+    let base = env * PLAYERS;
+    let grid = env * OCCUPANT_STRIDE;
+    // The old players leave the grid (reset_all has cleared it at the run's start).
+    for (var i = 0u; i < PLAYERS; i++) {
+        occupant[grid + (poses[base + i] >> 2u)] = 0u;
+    }
     var counter = 0u;
     for (var i = 0u; i < PLAYERS; i++) {
         var cell = 0u;
@@ -36,20 +41,14 @@ fn reset_world(env: u32, tick: u32) {
             loop {
                 let c = tables[T_SPAWN + draw(spawn, counter) % max(N_SPAWN, 1u)];
                 counter += 1u;
-                var taken = false;
-                for (var j = 0u; j < i; j++) {
-                    taken = taken || (pose[j] >> 2u) == c;
-                }
-                if (!taken) {
+                if (occupant[grid + c] == 0u) {
                     cell = c;
                     break;
                 }
             }
         }
-        pose[i] = (cell << 2u) | (draw(face, i) >> 30u);
-    }
-    for (var i = 0u; i < PLAYERS; i++) {
-        poses[env * PLAYERS + i] = pose[i];
+        poses[base + i] = (cell << 2u) | (draw(face, i) >> 30u);
+        occupant[grid + cell] = i + 1u;
     }
 }
 
@@ -73,6 +72,9 @@ fn reset_all(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     }
     for (var s = 0u; s < STATS_LEN; s++) {
         stats[env * STATS_LEN + s] = 0u;
+    }
+    for (var c = 0u; c < OCCUPANT_STRIDE; c++) {
+        occupant[env * OCCUPANT_STRIDE + c] = 0u;
     }
     reset_world(env, 0u);
     principal_reward[env] = 0.0;

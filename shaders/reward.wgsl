@@ -14,7 +14,8 @@ fn tax_tenths(x: u32, env: u32) -> u32 {
 
 
 // Steps 4-5 of sed-core's engine, one invocation per env: taxes settled on the last step of
-// a period, rewards in exact integer arithmetic, the principal's welfare-delta reward,
+// a period, each player's after-tax apples (`taxed`, from which player_reward.wgsl computes
+// the players' rewards), the principal's welfare-delta reward in exact integer arithmetic,
 // statistics, boundary flags, and the clock. The world reset itself is auto_reset's.
 
 @compute @workgroup_size(WG)
@@ -29,60 +30,34 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let tick = ticks[env];
     let settle = t % TAX_PERIOD == TAX_PERIOD - 1u;
 
-    var got: array<u32, PLAYERS>;
-    var net: array<i32, PLAYERS>;
-    var taxed: array<i32, PLAYERS>;
-    var pose: array<u32, PLAYERS>;
+    // Per-player values live in storage, not in private arrays, so that any number of
+    // players fits (ate: this step's apples, taxed: this step's after-tax apples).
     for (var i = 0u; i < PLAYERS; i++) {
-        got[i] = ate[base + i];
-        period_income[base + i] += got[i];
-        round_apples[base + i] += got[i];
-        stats[sb + STAT_CUR_APPLES + i] += got[i];
-        net[i] = 0;
-        pose[i] = poses[base + i];
+        let got = ate[base + i];
+        period_income[base + i] += got;
+        round_apples[base + i] += got;
+        stats[sb + STAT_CUR_APPLES + i] += got;
     }
-    if (settle && params.tax_enabled != 0u) {
-        var revenue = 0u;
+    let settling = settle && params.tax_enabled != 0u;
+    var revenue = 0u;
+    if (settling) {
         for (var i = 0u; i < PLAYERS; i++) {
-            let tx = tax_tenths(period_income[base + i], env);
-            revenue += tx;
-            net[i] = i32(PLAYERS) * i32(tx);
-        }
-        for (var i = 0u; i < PLAYERS; i++) {
-            net[i] = i32(params.multiplier) * (net[i] - i32(revenue));
+            revenue += tax_tenths(period_income[base + i], env);
         }
         stats[sb + STAT_CUR_REVENUE] += revenue;
     }
     for (var i = 0u; i < PLAYERS; i++) {
-        taxed[i] = i32(got[i]) * UNIT - net[i];
-        period_net[base + i] += taxed[i];
-        round_net[base + i] += taxed[i];
+        // The net transfer m · (n · 10T(x_i) − 10R) (sed_core::tax::settle).
+        var net = 0;
+        if (settling) {
+            net = i32(params.multiplier) * (i32(PLAYERS) * i32(tax_tenths(period_income[base + i], env)) - i32(revenue));
+        }
+        let own = i32(ate[base + i]) * UNIT - net;
+        taxed[base + i] = own;
+        period_net[base + i] += own;
+        round_net[base + i] += own;
         let s = sb + STAT_CUR_POST_TAX + i;
-        stats[s] = bitcast<u32>(bitcast<i32>(stats[s]) + taxed[i]);
-    }
-
-    for (var i = 0u; i < PLAYERS; i++) {
-        let me = pose[i] >> 2u;
-        let f = pose[i] & 3u;
-        var seen_taxed = 0;
-        var seen_raw = 0;
-        for (var j = 0u; j < PLAYERS; j++) {
-            let other = pose[j] >> 2u;
-            if (j != i && window_position(f, cell_row(other) - cell_row(me), cell_col(other) - cell_col(me)) >= 0) {
-                seen_taxed += taxed[j];
-                seen_raw += i32(got[j]);
-            }
-        }
-        let sigma = i32(tables[T_SIGMA + i]);
-        let beta = i32(tables[T_BETA + i]);
-        var num = 0;
-        if (REWARD_FORM == REWARD_FORM_PAPER) {
-            num = sigma * taxed[i] + (TYPE_LEVELS - sigma) * seen_taxed;
-        } else {
-            num = beta * TYPE_LEVELS * taxed[i]
-                + (TYPE_LEVELS - beta) * UNIT * (sigma * i32(got[i]) + (TYPE_LEVELS - sigma) * seen_raw);
-        }
-        reward[base + i] = exact_f32(num) * bitcast<f32>(REWARD_SCALE_BITS);
+        stats[s] = bitcast<u32>(bitcast<i32>(stats[s]) + own);
     }
 
     var fl = 0u;
@@ -91,8 +66,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         fl |= FLAG_PERIOD_END;
         // The round's totals at the period's start and end, in the objective's units
         // (raw apples, or after-tax apples in apple units).
-        var sum_end = 0;
-        var sum_start = 0;
+        var sum_end = vec2<u32>(0u, 0u);
+        var sum_start = vec2<u32>(0u, 0u);
         var min_end = 0x7fffffff;
         var min_start = 0x7fffffff;
         for (var i = 0u; i < PLAYERS; i++) {
@@ -102,13 +77,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
                 end = round_net[base + i];
                 start = end - period_net[base + i];
             }
-            sum_end += end;
-            sum_start += start;
+            sum_end = i64_add(sum_end, i64_from(end));
+            sum_start = i64_add(sum_start, i64_from(start));
             min_end = min(min_end, end);
             min_start = min(min_start, start);
         }
-        let num = i32(params.eta_num) * (sum_end - sum_start)
-            + i32(params.eta_den - params.eta_num) * (min_end - min_start);
+        // eta_num ≤ eta_den ≤ 256 · MAX_PLAYERS (the mean vote) fit in i32.
+        let num = i64_add(
+            i64_mul(i64_sub(sum_end, sum_start), i32(params.eta_num)),
+            i64_mul(i64_from(min_end - min_start), i32(params.eta_den - params.eta_num)));
         pr = exact_f32(num) * bitcast<f32>(params.eta_scale_bits);
         if (((tick / TAX_PERIOD) + 1u) % ROUND_PERIODS == 0u) {
             fl |= FLAG_ROUND_END;

@@ -67,7 +67,10 @@ fn invalid_values_are_rejected_naming_the_field() {
     let cases: &[(&[&str], &str)] = &[
         (&["env.num_envs=0"], "`env.num_envs`"),
         (&["env.players=0"], "`env.players`"),
-        (&["env.players=33"], "`env.players`: 33 is outside 1..=32"),
+        (
+            &["env.players=4097"],
+            "`env.players`: 4097 is outside 1..=4096",
+        ),
         (&["env.map_file=\"maps/tiny.txt\""], "only 5 spawn cells"),
         (
             &["env.regrowth_probabilities=[0.0, 1.5]"],
@@ -98,12 +101,12 @@ fn invalid_values_are_rejected_naming_the_field() {
             "`reward.trust[6]`",
         ),
         (
-            &[
-                "reward.form=\"released_code\"",
-                "tax.period=100",
-                "env.episode_len=1000",
-            ],
-            "`tax.period`",
+            &["env.episode_len=2000000"],
+            "`env.episode_len`: with 7 players, post-tax income over an episode of 2000000 steps can reach 2800000000 apple units, beyond the exact 32-bit range; at most 1533916 steps with 7 players",
+        ),
+        (
+            &["vote.round_periods=40000"],
+            "`vote.round_periods`: with 7 players, post-tax income over a voting round of 2000000 steps",
         ),
         (&["vote.round_periods=0"], "`vote.round_periods`"),
         (

@@ -6,7 +6,7 @@
 mod common;
 mod reference;
 
-use common::{Sim, resolved};
+use common::{Sim, crowd_map_override, resolved};
 use reference::World;
 use sed_core::engine::flags;
 use sed_core::obs::{OBS_STRIDE, WINDOW_CELLS};
@@ -358,6 +358,40 @@ fn the_tiny_map_follows_the_rule_book_in_both_reward_forms() {
             },
             10..22,
             4,
+        );
+    }
+}
+
+#[test]
+fn a_thousand_players_in_one_env_follow_the_rule_book_in_both_reward_forms() {
+    // Rewards and the principal's reward whose numerators leave 32 bits (checked in
+    // tests/gpu_parity.rs), on a map with room for the crowd.
+    let map = crowd_map_override();
+    for (name, form) in [
+        ("1024 players, paper", "reward.form=\"paper\""),
+        (
+            "1024 players, released code",
+            "reward.form=\"released_code\"",
+        ),
+    ] {
+        run(
+            &Case {
+                name,
+                file: "apple_picking.toml",
+                overrides: &[
+                    &map,
+                    form,
+                    "env.players=1024",
+                    "env.episode_len=8",
+                    "tax.period=4",
+                    "vote.welfare_of=\"post_tax_income\"",
+                ],
+                schedule: TaxSchedule::FULL,
+                objective: None,
+                episodes: 2,
+            },
+            30..31,
+            1,
         );
     }
 }

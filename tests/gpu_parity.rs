@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use common::{Sim, resolved};
 use sed_core::engine::{Outputs, State};
 use sed_core::principal::TaxSchedule;
+use sed_core::reward::exact_f32_bits;
 use sed_gpu::{GpuContext, GpuEngine};
 
 fn context() -> &'static GpuContext {
@@ -119,8 +120,9 @@ fn compare(
     }
 }
 
-/// Runs both engines for `steps` steps of random actions and compares everything.
-fn parity(file: &str, overrides: &[&str], envs: usize, steps: u32, schedule: TaxSchedule) {
+/// Runs both engines for `steps` steps of random actions and compares everything. Returns
+/// the largest reward numerator magnitude the CPU produced.
+fn parity(file: &str, overrides: &[&str], envs: usize, steps: u32, schedule: TaxSchedule) -> f64 {
     let r = resolved(file, overrides);
     let mut cpu = Sim::new(r, envs);
     cpu.params.schedule = schedule;
@@ -137,6 +139,9 @@ fn parity(file: &str, overrides: &[&str], envs: usize, steps: u32, schedule: Tax
     );
     let mut rng = 0x5eed_u32 ^ envs as u32;
     let mut episode_ends = 0;
+    let game = &cpu.resolved.game;
+    let denominator = game.reward_form.denominator(game.players);
+    let mut largest = 0.0f64;
     for step in 0..steps {
         for a in cpu.actions.players.iter_mut() {
             rng = sed_core::rng::mix(rng.wrapping_add(0x9e37_79b9));
@@ -158,11 +163,15 @@ fn parity(file: &str, overrides: &[&str], envs: usize, steps: u32, schedule: Tax
             &gpu.read_outputs().unwrap(),
         );
         episode_ends += (cpu.out.truncated[0] == 1) as u32;
+        for &r in &cpu.out.reward {
+            largest = largest.max((r as f64 * denominator).abs());
+        }
     }
     assert!(
         episode_ends >= 2,
         "the run must cover two episode ends, saw {episode_ends}"
     );
+    largest
 }
 
 #[test]
@@ -246,6 +255,201 @@ fn non_default_map_with_more_players() {
         130,
         TaxSchedule::FULL,
     );
+}
+
+#[test]
+fn a_thousand_players_in_one_env_with_numerators_beyond_32_bits() {
+    let map = common::crowd_map_override();
+    let mut largest = Vec::new();
+    for form in ["paper", "released_code"] {
+        let form = format!("reward.form=\"{form}\"");
+        largest.push(parity(
+            "apple_picking.toml",
+            &[
+                &map,
+                &form,
+                "env.players=1024",
+                "env.episode_len=6",
+                "tax.period=3",
+                "vote.welfare_of=\"post_tax_income\"",
+            ],
+            2,
+            13,
+            TaxSchedule::FULL,
+        ));
+    }
+    // At 1,024 players the released code's social term alone (in units of 1/(256² · 102400)
+    // apple) needs more than 32 bits.
+    assert!(
+        largest[1] > u32::MAX as f64,
+        "largest numerators {largest:?}"
+    );
+}
+
+/// Cases for the 64-bit WGSL helpers: `(a, b, k)` with `a · k` inside `i64`.
+fn int64_cases() -> Vec<(i64, i64, i32)> {
+    let mut state = 0x1234_5678_9abc_def0u64;
+    let mut next = move || {
+        // splitmix64
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut cases = vec![
+        (0, 0, 0),
+        (1, -1, -1),
+        (-1, 1, i32::MIN + 1),
+        (i64::MAX, i64::MIN, 1),
+        (i64::MIN + 1, i64::MAX, -1),
+        ((1 << 24) + 1, (1 << 32) - 1, 1 << 16),
+        (1 << 32, -(1 << 32), 65_535),
+        ((1 << 40) + (1 << 16), (1 << 40) + (3 << 15), -7),
+    ];
+    for _ in 0..4096 {
+        let (x, y, z) = (next(), next(), next());
+        let k = (z as i32) >> (z >> 59); // 0 to 31 bits
+        let room = 62 - (32 - k.unsigned_abs().leading_zeros());
+        let a = (x as i64) >> (63 - (y % (room as u64 + 1)) as u32);
+        let b = (y as i64) >> (x >> 58);
+        cases.push((a, b, k));
+    }
+    cases
+}
+
+#[test]
+fn the_wgsl_64_bit_arithmetic_and_rounding_match_rust() {
+    use wgpu::util::DeviceExt;
+    let cases = int64_cases();
+    let words = |v: i64| [v as u32, (v >> 32) as u32];
+    let mut input = Vec::new();
+    for &(a, b, k) in &cases {
+        input.extend(words(a));
+        input.extend(words(b));
+        input.extend([k as u32, 0, 0, 0]);
+    }
+    let source = format!(
+        "{}\n{}",
+        sed_gpu::kernels::INT64,
+        r"
+@group(0) @binding(0) var<storage, read> input: array<u32>;
+@group(0) @binding(1) var<storage, read_write> output: array<u32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= arrayLength(&input) / 8u) {
+        return;
+    }
+    let a = vec2<u32>(input[8u * i], input[8u * i + 1u]);
+    let b = vec2<u32>(input[8u * i + 2u], input[8u * i + 3u]);
+    let k = bitcast<i32>(input[8u * i + 4u]);
+    let sum = i64_add(a, b);
+    let diff = i64_sub(a, b);
+    let product = i64_mul(a, k);
+    let wide = u32_mul_wide(a.x, b.x);
+    let out = 10u * i;
+    output[out] = bitcast<u32>(exact_f32(a));
+    output[out + 1u] = bitcast<u32>(exact_f32(b));
+    output[out + 2u] = sum.x;
+    output[out + 3u] = sum.y;
+    output[out + 4u] = diff.x;
+    output[out + 5u] = diff.y;
+    output[out + 6u] = product.x;
+    output[out + 7u] = product.y;
+    output[out + 8u] = wide.x;
+    output[out + 9u] = wide.y;
+}
+"
+    );
+    let ctx = context();
+    let device = &ctx.device;
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("int64 test"),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some("int64 test"),
+        layout: None,
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    let bytes = |w: &[u32]| w.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let input = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("int64 input"),
+        contents: &bytes(&input),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    let size = (cases.len() * 10 * 4) as u64;
+    let output = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("int64 output"),
+        size,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let staging = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("int64 staging"),
+        size,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let bind = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("int64 test"),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: input.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: output.as_entire_binding(),
+            },
+        ],
+    });
+    let mut encoder = device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind, &[]);
+        pass.dispatch_workgroups((cases.len() as u32).div_ceil(64), 1, 1);
+    }
+    encoder.copy_buffer_to_buffer(&output, 0, &staging, 0, size);
+    ctx.queue.submit([encoder.finish()]);
+    staging
+        .slice(..)
+        .map_async(wgpu::MapMode::Read, |r| r.expect("map"));
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .expect("poll");
+    let got: Vec<u32> = staging
+        .slice(..)
+        .get_mapped_range()
+        .expect("mapped")
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    for (i, &(a, b, k)) in cases.iter().enumerate() {
+        let product = a.checked_mul(k as i64).expect("cases stay inside i64");
+        let wide = (a as u32 as u64) * (b as u32 as u64);
+        let expected = [
+            [exact_f32_bits(a), exact_f32_bits(b)],
+            words(a.wrapping_add(b)),
+            words(a.wrapping_sub(b)),
+            words(product),
+            words(wide as i64),
+        ]
+        .concat();
+        assert_eq!(
+            got[10 * i..10 * i + 10],
+            expected[..],
+            "a = {a}, b = {b}, k = {k}: [f32(a), f32(b), a+b, a-b, a*k, lo(a)*lo(b)]"
+        );
+        assert_eq!(exact_f32_bits(a), (a as f32).to_bits());
+    }
 }
 
 #[test]

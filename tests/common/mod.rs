@@ -115,3 +115,34 @@ fn set_bit(words: &mut [u32], a: u32, live: bool) {
         *word &= !(1 << (a % 32));
     }
 }
+
+/// A 40 × 40 map for crowds: apple rows along the top, 1,216 spawn cells below.
+pub fn crowd_map() -> String {
+    let (rows, cols) = (40, 40);
+    let cell = |r: usize, c: usize| {
+        if r == 0 || c == 0 || r == rows - 1 || c == cols - 1 {
+            'W'
+        } else if r <= 6 {
+            if (r + c).is_multiple_of(4) { ' ' } else { 'A' }
+        } else {
+            'P'
+        }
+    };
+    (0..rows)
+        .map(|r| (0..cols).map(|c| cell(r, c)).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The `--set` override that makes [`crowd_map`] the config's map file (written once per
+/// test process under Cargo's temporary directory for integration tests).
+pub fn crowd_map_override() -> String {
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let path = PATH.get_or_init(|| {
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("crowd-map-{}.txt", std::process::id()));
+        std::fs::write(&path, crowd_map()).expect("write the crowd map");
+        path
+    });
+    format!("env.map_file={:?}", path.display().to_string())
+}

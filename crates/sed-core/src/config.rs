@@ -22,8 +22,16 @@ use crate::welfare::WelfareSpec;
 pub const COMMONS_HARVEST_OPEN: &str =
     include_str!("../../../configs/maps/commons_harvest_open.txt");
 
-/// Most players a game may have (visibility is a 32-bit mask per player).
-pub const MAX_PLAYERS: u32 = 32;
+/// Most players a game may have: the exact reward arithmetic is tested up to this many,
+/// and the GPU kernels keep a few words per player of an env in private memory.
+pub const MAX_PLAYERS: u32 = 4096;
+
+/// The most steps an episode or a voting round may last with `players` players, so that
+/// one player's post-tax income over it stays exact in `i32` ([`crate::reward::post_tax_bound`]).
+#[must_use]
+pub fn longest_exact_span(players: u32) -> u64 {
+    (i32::MAX as i128 / crate::reward::post_tax_bound(players, 1)) as u64
+}
 
 /// A config value that is not allowed, or a file that cannot be read.
 #[derive(Debug, Error)]
@@ -87,9 +95,11 @@ pub struct Config {
 pub struct EnvConfig {
     /// Number of envs stepped in parallel (≥ 1).
     pub num_envs: u32,
-    /// Number of players n (1..=32, at most the map's spawn cells).
+    /// Number of players n (1..=4096, at most the map's spawn cells).
     pub players: u32,
-    /// Steps per episode; a multiple of `tax.period`. The world resets after it.
+    /// Steps per episode; a multiple of `tax.period`. The world resets after it. At most
+    /// 2³¹ / (200 n) steps, so that post-tax incomes stay exact (1000 steps work up to
+    /// 4096 players).
     pub episode_len: u32,
     /// The map as ASCII art (`W` wall, `A` apple, `P` spawn, `Q` inside spawn, space
     /// floor). Give either `map` or `map_file`.
@@ -145,7 +155,8 @@ pub struct VoteConfig {
     /// The social choice function.
     pub social_choice: SocialChoiceSpec,
     /// Tax periods per voting round (≥ 1). Rounds are online: a new round continues from
-    /// the world as it is; only an episode end resets the world.
+    /// the world as it is; only an episode end resets the world. A round lasts at most
+    /// 2³¹ / (200 n) steps, as an episode.
     pub round_periods: u32,
     /// What the welfare objective is computed over: `raw_apples` (the paper's `A`, apples
     /// collected before tax) or `post_tax_income` (apples after taxes and redistribution,
@@ -386,16 +397,7 @@ impl Config {
         self.check_env(&map)?;
         let (brackets, max_rate_change_tenths) = self.tax_rules()?;
         let types = self.player_types()?;
-        let bound = self.reward.form.numerator_bound(e.players, t.period);
-        if bound > i32::MAX as i64 {
-            return Err(invalid(
-                "tax.period",
-                format!(
-                    "with {} players, tax periods of {} steps and the {:?} reward form, rewards leave the exact 32-bit range; use fewer players or shorter periods",
-                    e.players, t.period, self.reward.form
-                ),
-            ));
-        }
+        self.check_exact_range()?;
         let social_choice = self.social_choice()?;
         let c = &self.curriculum;
         let curriculum = Curriculum {
@@ -433,7 +435,7 @@ impl Config {
             return Err(invalid(
                 "vote.welfare_of",
                 format!(
-                    "the voted objective {vote} over {:?} with {} players and tax periods of {} steps leaves the exact 32-bit range of the principal's reward; use raw_apples, fewer players or shorter periods",
+                    "the voted objective {vote} over {:?} with {} players and tax periods of {} steps leaves the exact 64-bit range of the principal's reward; use raw_apples, fewer players or shorter periods",
                     game.welfare_of, game.players, game.tax_period
                 ),
             ));
@@ -517,6 +519,32 @@ impl Config {
                     format!("{p} is outside [0, 1]"),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// The exact integer ranges (see `crate::reward`): one player's post-tax income over an
+    /// episode or a voting round must fit in `i32`. The `i64` numerators of the players' and
+    /// the principal's rewards then fit too, up to [`MAX_PLAYERS`] (tested below).
+    fn check_exact_range(&self) -> Result<(), ConfigError> {
+        let (e, t) = (&self.env, &self.tax);
+        let round = u64::from(self.vote.round_periods) * u64::from(t.period);
+        let (field, what, steps) = if round > u64::from(e.episode_len) {
+            ("vote.round_periods", "a voting round", round)
+        } else {
+            ("env.episode_len", "an episode", u64::from(e.episode_len))
+        };
+        let bound = crate::reward::post_tax_bound(e.players, steps);
+        if bound > i32::MAX as i128 {
+            return Err(invalid(
+                field,
+                format!(
+                    "with {} players, post-tax income over {what} of {steps} steps can reach {bound} apple units, beyond the exact 32-bit range; at most {} steps with {} players",
+                    e.players,
+                    longest_exact_span(e.players),
+                    e.players
+                ),
+            ));
         }
         Ok(())
     }
@@ -716,7 +744,7 @@ impl Game {
         }
     }
 
-    /// Whether the principal's reward under `welfare` is computed exactly in 32 bits
+    /// Whether the principal's reward under `welfare` is computed exactly in 64 bits
     /// (always true for Nash and p-means, which are evaluated in `f64` on the CPU).
     #[must_use]
     pub fn welfare_is_exact(&self, welfare: &crate::welfare::Welfare) -> bool {
@@ -726,7 +754,7 @@ impl Game {
                 self.players,
                 self.tax_period,
                 self.welfare_unit(),
-            ) <= i32::MAX as i64
+            ) <= i64::MAX as i128
         })
     }
 }
@@ -765,5 +793,39 @@ impl Resolved {
     pub fn vote(&self) -> crate::welfare::Welfare {
         self.social_choice
             .choose(&self.game.types.selfishness, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reward::{apple_unit, post_tax_bound};
+
+    /// The 32-bit limit on one player's post-tax income is the only range limit a config
+    /// can meet: under it every 64-bit numerator fits, for every player count up to
+    /// [`MAX_PLAYERS`] and the longest tax period; and it allows the paper's 1000-step
+    /// episode at every player count.
+    #[test]
+    fn the_income_limit_implies_the_64_bit_numerators_and_allows_the_paper_episode() {
+        for players in [1, 2, 7, 64, 1024, MAX_PLAYERS] {
+            let span = longest_exact_span(players);
+            assert!(post_tax_bound(players, span) <= i32::MAX as i128);
+            assert!(post_tax_bound(players, span + 1) > i32::MAX as i128);
+            assert!(span >= 1000, "{players} players: {span} steps");
+            let period = span as u32;
+            for form in [RewardForm::Paper, RewardForm::ReleasedCode] {
+                let bound = form.numerator_bound(players, period);
+                assert!(
+                    bound <= i64::MAX as i128,
+                    "{form:?}, {players} players: {bound}"
+                );
+            }
+            // The finest weights: the mean vote's 1/(256 n) and a configured η's 1/65536.
+            let den = (256 * players).max(65_536);
+            for unit in [1, apple_unit(players) as i64] {
+                let bound = crate::principal::exact_welfare_bound(den, players, period, unit);
+                assert!(bound <= i64::MAX as i128, "{players} players: {bound}");
+            }
+        }
     }
 }

@@ -38,7 +38,7 @@
 use rayon::prelude::*;
 use thiserror::Error;
 
-use crate::config::{Game, MAX_PLAYERS, WelfareOf};
+use crate::config::{Game, WelfareOf};
 use crate::map::{Map, Tile};
 use crate::obs::{self, OBS_STRIDE, WINDOW_CELLS, bits};
 use crate::principal::{self, CHOICES, TaxSchedule};
@@ -194,9 +194,9 @@ pub enum EngineError {
         /// The value.
         value: u32,
     },
-    /// The objective's principal reward cannot be computed exactly in 32 bits.
+    /// The objective's principal reward cannot be computed exactly in 64 bits.
     #[error(
-        "the objective {0} is too fine for the exact 32-bit principal reward of this game (see Game::welfare_is_exact)"
+        "the objective {0} is too fine for the exact 64-bit principal reward of this game (see Game::welfare_is_exact)"
     )]
     WelfareTooFine(String),
     /// A buffer of the wrong length.
@@ -268,6 +268,31 @@ struct Scratch {
     grid: Vec<u8>,
     /// The live apples at the start of the step (the end of the previous one).
     before: Vec<u32>,
+    /// Apples each player collected this step.
+    ate: Vec<u32>,
+    /// The players' order of moving this step.
+    order: Vec<u32>,
+    /// Each player's net transfer and after-tax apples this step, in apple units.
+    net: Vec<i32>,
+    taxed: Vec<i32>,
+    /// Each player's round totals at the period's start and end, in the objective's units.
+    start: Vec<i64>,
+    end: Vec<i64>,
+}
+
+impl Scratch {
+    fn new(grid: Vec<u8>, apple_words: usize, players: usize) -> Self {
+        Self {
+            grid,
+            before: vec![0; apple_words],
+            ate: vec![0; players],
+            order: vec![0; players],
+            net: vec![0; players],
+            taxed: vec![0; players],
+            start: vec![0; players],
+            end: vec![0; players],
+        }
+    }
 }
 
 /// One env's slice of every buffer.
@@ -480,38 +505,59 @@ impl Engine {
         Ok(())
     }
 
-    fn check(&self, s: &State, o: &Outputs, a: Option<&Actions>) -> Result<(), EngineError> {
-        let l = self.layout;
-        let (e, n) = (l.num_envs, l.players);
+    fn check(
+        &self,
+        state: &State,
+        out: &Outputs,
+        actions: Option<&Actions>,
+    ) -> Result<(), EngineError> {
+        let layout = self.layout;
+        let (envs, n) = (layout.num_envs, layout.players);
         let mut lens = vec![
-            ("tick", s.tick.len(), e),
-            ("t", s.t.len(), e),
-            ("pose", s.pose.len(), e * n),
-            ("apples", s.apples.len(), e * l.apple_words),
-            ("apples_prev", s.apples_prev.len(), e * l.apple_words),
-            ("period_income", s.period_income.len(), e * n),
-            ("period_net", s.period_net.len(), e * n),
-            ("round_apples", s.round_apples.len(), e * n),
-            ("round_net", s.round_net.len(), e * n),
-            ("rates", s.rates.len(), e * l.brackets),
-            ("stats", s.stats.len(), e * l.stats),
-            ("obs", o.obs.len(), e * n * l.obs_stride),
-            ("final_obs", o.final_obs.len(), e * n * l.obs_stride),
-            ("principal_map", o.principal_map.len(), e * l.map_stride),
+            ("tick", state.tick.len(), envs),
+            ("t", state.t.len(), envs),
+            ("pose", state.pose.len(), envs * n),
+            ("apples", state.apples.len(), envs * layout.apple_words),
+            (
+                "apples_prev",
+                state.apples_prev.len(),
+                envs * layout.apple_words,
+            ),
+            ("period_income", state.period_income.len(), envs * n),
+            ("period_net", state.period_net.len(), envs * n),
+            ("round_apples", state.round_apples.len(), envs * n),
+            ("round_net", state.round_net.len(), envs * n),
+            ("rates", state.rates.len(), envs * layout.brackets),
+            ("stats", state.stats.len(), envs * layout.stats),
+            ("obs", out.obs.len(), envs * n * layout.obs_stride),
+            (
+                "final_obs",
+                out.final_obs.len(),
+                envs * n * layout.obs_stride,
+            ),
+            (
+                "principal_map",
+                out.principal_map.len(),
+                envs * layout.map_stride,
+            ),
             (
                 "principal_features",
-                o.principal_features.len(),
-                e * l.principal_features,
+                out.principal_features.len(),
+                envs * layout.principal_features,
             ),
-            ("reward", o.reward.len(), e * n),
-            ("principal_reward", o.principal_reward.len(), e),
-            ("terminated", o.terminated.len(), e),
-            ("truncated", o.truncated.len(), e),
-            ("flags", o.flags.len(), e),
+            ("reward", out.reward.len(), envs * n),
+            ("principal_reward", out.principal_reward.len(), envs),
+            ("terminated", out.terminated.len(), envs),
+            ("truncated", out.truncated.len(), envs),
+            ("flags", out.flags.len(), envs),
         ];
-        if let Some(a) = a {
-            lens.push(("actions.players", a.players.len(), e * n));
-            lens.push(("actions.principal", a.principal.len(), e * l.brackets));
+        if let Some(actions) = actions {
+            lens.push(("actions.players", actions.players.len(), envs * n));
+            lens.push((
+                "actions.principal",
+                actions.principal.len(),
+                envs * layout.brackets,
+            ));
         }
         match lens.into_iter().find(|&(_, len, expected)| len != expected) {
             Some((name, len, expected)) => Err(EngineError::BufferLength {
@@ -524,42 +570,42 @@ impl Engine {
     }
 
     /// Runs `f` on every env, in parallel blocks of [`BLOCK`] envs.
-    fn run<F>(&self, s: &mut State, o: &mut Outputs, a: &Actions, f: F)
+    fn run<F>(&self, state: &mut State, out: &mut Outputs, actions: &Actions, f: F)
     where
         F: Fn(&Self, u32, Env<'_>, EnvOut<'_>, (&[u32], &[u32]), &mut Scratch) + Sync,
     {
-        let l = self.layout;
-        let (n, nb) = (l.players, l.brackets);
-        let ob = n * l.obs_stride;
-        let blocks = l.num_envs.div_ceil(BLOCK);
+        let layout = self.layout;
+        let (n, brackets) = (layout.players, layout.brackets);
+        let obs_len = n * layout.obs_stride;
+        let blocks = layout.num_envs.div_ceil(BLOCK);
         // Split every buffer into blocks of BLOCK envs, then walk envs inside a block.
-        let mut tick = s.tick.chunks_mut(BLOCK);
-        let mut t = s.t.chunks_mut(BLOCK);
-        let mut pose = s.pose.chunks_mut(BLOCK * n);
-        let mut apples = s.apples.chunks_mut(BLOCK * l.apple_words);
-        let mut apples_prev = s.apples_prev.chunks_mut(BLOCK * l.apple_words);
-        let mut period_income = s.period_income.chunks_mut(BLOCK * n);
-        let mut period_net = s.period_net.chunks_mut(BLOCK * n);
-        let mut round_apples = s.round_apples.chunks_mut(BLOCK * n);
-        let mut round_net = s.round_net.chunks_mut(BLOCK * n);
-        let mut rates = s.rates.chunks_mut(BLOCK * nb);
-        let mut stats = s.stats.chunks_mut(BLOCK * l.stats);
-        let mut obs = o.obs.chunks_mut(BLOCK * ob);
-        let mut final_obs = o.final_obs.chunks_mut(BLOCK * ob);
-        let mut principal_map = o.principal_map.chunks_mut(BLOCK * l.map_stride);
-        let mut principal_features = o
+        let mut tick = state.tick.chunks_mut(BLOCK);
+        let mut t = state.t.chunks_mut(BLOCK);
+        let mut pose = state.pose.chunks_mut(BLOCK * n);
+        let mut apples = state.apples.chunks_mut(BLOCK * layout.apple_words);
+        let mut apples_prev = state.apples_prev.chunks_mut(BLOCK * layout.apple_words);
+        let mut period_income = state.period_income.chunks_mut(BLOCK * n);
+        let mut period_net = state.period_net.chunks_mut(BLOCK * n);
+        let mut round_apples = state.round_apples.chunks_mut(BLOCK * n);
+        let mut round_net = state.round_net.chunks_mut(BLOCK * n);
+        let mut rates = state.rates.chunks_mut(BLOCK * brackets);
+        let mut stats = state.stats.chunks_mut(BLOCK * layout.stats);
+        let mut obs = out.obs.chunks_mut(BLOCK * obs_len);
+        let mut final_obs = out.final_obs.chunks_mut(BLOCK * obs_len);
+        let mut principal_map = out.principal_map.chunks_mut(BLOCK * layout.map_stride);
+        let mut principal_features = out
             .principal_features
-            .chunks_mut(BLOCK * l.principal_features);
-        let mut reward = o.reward.chunks_mut(BLOCK * n);
-        let mut principal_reward = o.principal_reward.chunks_mut(BLOCK);
-        let mut terminated = o.terminated.chunks_mut(BLOCK);
-        let mut truncated = o.truncated.chunks_mut(BLOCK);
-        let mut flags = o.flags.chunks_mut(BLOCK);
-        let mut actions = a.players.chunks(BLOCK * n);
-        let mut choices = a.principal.chunks(BLOCK * nb);
+            .chunks_mut(BLOCK * layout.principal_features);
+        let mut reward = out.reward.chunks_mut(BLOCK * n);
+        let mut principal_reward = out.principal_reward.chunks_mut(BLOCK);
+        let mut terminated = out.terminated.chunks_mut(BLOCK);
+        let mut truncated = out.truncated.chunks_mut(BLOCK);
+        let mut flags = out.flags.chunks_mut(BLOCK);
+        let mut player_actions = actions.players.chunks(BLOCK * n);
+        let mut choices = actions.principal.chunks(BLOCK * brackets);
         let mut work = Vec::with_capacity(blocks);
-        for blk in 0..blocks {
-            let envs = (l.num_envs - blk * BLOCK).min(BLOCK);
+        for block in 0..blocks {
+            let envs = (layout.num_envs - block * BLOCK).min(BLOCK);
             let mut next = || -> Option<Block<'_>> {
                 Some(Block {
                     tick: tick.next()?,
@@ -582,46 +628,54 @@ impl Engine {
                     terminated: terminated.next()?,
                     truncated: truncated.next()?,
                     flags: flags.next()?,
-                    actions: actions.next()?,
+                    actions: player_actions.next()?,
                     choices: choices.next()?,
                 })
             };
-            work.push((blk, envs, next().expect("buffer lengths were checked")));
+            work.push((block, envs, next().expect("buffer lengths were checked")));
         }
-        let body = |(blk, envs, b): (usize, usize, Block<'_>)| {
-            let mut scratch = Scratch {
-                grid: self.base_grid.clone(),
-                before: vec![0; l.apple_words],
-            };
-            let w = l.apple_words;
+        let body = |(block, envs, slices): (usize, usize, Block<'_>)| {
+            let mut scratch = Scratch::new(self.base_grid.clone(), layout.apple_words, n);
+            let words = layout.apple_words;
             let span = |i: usize, k: usize| i * k..(i + 1) * k;
             for i in 0..envs {
                 let env = Env {
-                    tick: &mut b.tick[i],
-                    t: &mut b.t[i],
-                    pose: &mut b.pose[span(i, n)],
-                    apples: &mut b.apples[span(i, w)],
-                    apples_prev: &mut b.apples_prev[span(i, w)],
-                    period_income: &mut b.period_income[span(i, n)],
-                    period_net: &mut b.period_net[span(i, n)],
-                    round_apples: &mut b.round_apples[span(i, n)],
-                    round_net: &mut b.round_net[span(i, n)],
-                    rates: &mut b.rates[span(i, nb)],
-                    stats: &mut b.stats[span(i, l.stats)],
+                    tick: &mut slices.tick[i],
+                    t: &mut slices.t[i],
+                    pose: &mut slices.pose[span(i, n)],
+                    apples: &mut slices.apples[span(i, words)],
+                    apples_prev: &mut slices.apples_prev[span(i, words)],
+                    period_income: &mut slices.period_income[span(i, n)],
+                    period_net: &mut slices.period_net[span(i, n)],
+                    round_apples: &mut slices.round_apples[span(i, n)],
+                    round_net: &mut slices.round_net[span(i, n)],
+                    rates: &mut slices.rates[span(i, brackets)],
+                    stats: &mut slices.stats[span(i, layout.stats)],
                 };
-                let out = EnvOut {
-                    obs: &mut b.obs[span(i, ob)],
-                    final_obs: &mut b.final_obs[span(i, ob)],
-                    principal_map: &mut b.principal_map[span(i, l.map_stride)],
-                    principal_features: &mut b.principal_features[span(i, l.principal_features)],
-                    reward: &mut b.reward[span(i, n)],
-                    principal_reward: &mut b.principal_reward[i],
-                    terminated: &mut b.terminated[i],
-                    truncated: &mut b.truncated[i],
-                    flags: &mut b.flags[i],
+                let env_out = EnvOut {
+                    obs: &mut slices.obs[span(i, obs_len)],
+                    final_obs: &mut slices.final_obs[span(i, obs_len)],
+                    principal_map: &mut slices.principal_map[span(i, layout.map_stride)],
+                    principal_features: &mut slices.principal_features
+                        [span(i, layout.principal_features)],
+                    reward: &mut slices.reward[span(i, n)],
+                    principal_reward: &mut slices.principal_reward[i],
+                    terminated: &mut slices.terminated[i],
+                    truncated: &mut slices.truncated[i],
+                    flags: &mut slices.flags[i],
                 };
-                let acts = (&b.actions[span(i, n)], &b.choices[span(i, nb)]);
-                f(self, (blk * BLOCK + i) as u32, env, out, acts, &mut scratch);
+                let acts = (
+                    &slices.actions[span(i, n)],
+                    &slices.choices[span(i, brackets)],
+                );
+                f(
+                    self,
+                    (block * BLOCK + i) as u32,
+                    env,
+                    env_out,
+                    acts,
+                    &mut scratch,
+                );
             }
         };
         if blocks == 1 {
@@ -679,11 +733,10 @@ impl Engine {
         scratch: &mut Scratch,
     ) {
         let key = rng::tick_key(self.game.run_key, env, *world.tick);
-        let mut ate = [0u32; MAX_PLAYERS as usize];
         self.decide(params.schedule, &mut world, choices);
-        self.move_players(key, &mut world, actions, &mut ate, scratch);
-        self.regrow(key, &mut world, &mut ate, scratch);
-        let flags = self.reward(params, &mut world, &mut out, &ate);
+        self.move_players(key, &mut world, actions, scratch);
+        self.regrow(key, &mut world, scratch);
+        let flags = self.reward(params, &mut world, &mut out, scratch);
         self.advance(env, &mut world, &mut out, flags, scratch);
         self.write_obs(
             &world,
@@ -727,19 +780,13 @@ impl Engine {
     /// `move.wgsl` (SPEC §2, movement and eating): the players act one at a time in a fresh
     /// random order; a move succeeds when its target is on the grid, not a wall and free at
     /// that moment; entering a live apple eats it. `scratch.before` keeps the apples as they were.
-    fn move_players(
-        &self,
-        key: u32,
-        world: &mut Env<'_>,
-        actions: &[u32],
-        ate: &mut [u32; MAX_PLAYERS as usize],
-        scratch: &mut Scratch,
-    ) {
+    fn move_players(&self, key: u32, world: &mut Env<'_>, actions: &[u32], scratch: &mut Scratch) {
         let map = &self.game.map;
         let n = world.pose.len();
-        let mut order = [0u8; MAX_PLAYERS as usize];
-        for (i, slot) in order.iter_mut().enumerate().take(n) {
-            *slot = i as u8;
+        let (ate, order) = (&mut scratch.ate, &mut scratch.order);
+        ate.fill(0);
+        for (i, slot) in order.iter_mut().enumerate() {
+            *slot = i as u32;
         }
         let shuffle = Stream::new(key, stream::MOVE_ORDER);
         for i in (1..n).rev() {
@@ -748,7 +795,7 @@ impl Engine {
         }
         scratch.before.copy_from_slice(world.apples);
         let cols = map.cols as i32;
-        for &i in &order[..n] {
+        for &i in order.iter() {
             let i = i as usize;
             let pose = Pose(world.pose[i]);
             let action = Action::ALL[actions[i] as usize];
@@ -784,13 +831,7 @@ impl Engine {
     /// the end of steps t−2 (`apples_prev`) and t−1 (`scratch.before`) regrows with
     /// `p[min(k, len − 1)]`, k its live neighbours at the end of step t−2; an apple that
     /// grows under a player is eaten by it at once.
-    fn regrow(
-        &self,
-        key: u32,
-        world: &mut Env<'_>,
-        ate: &mut [u32; MAX_PLAYERS as usize],
-        scratch: &Scratch,
-    ) {
+    fn regrow(&self, key: u32, world: &mut Env<'_>, scratch: &mut Scratch) {
         let game = &self.game;
         let map = &game.map;
         let n = world.pose.len();
@@ -810,7 +851,7 @@ impl Engine {
                 if regrow.draw(a) < threshold {
                     let cell = map.apple_cells[a as usize];
                     match world.pose[..n].iter().position(|&p| Pose(p).cell() == cell) {
-                        Some(i) => ate[i] += 1,
+                        Some(i) => scratch.ate[i] += 1,
                         None => world.apples[w] |= 1 << (a & 31),
                     }
                 }
@@ -827,7 +868,7 @@ impl Engine {
         params: &StepParams,
         world: &mut Env<'_>,
         out: &mut EnvOut<'_>,
-        ate: &[u32; MAX_PLAYERS as usize],
+        scratch: &mut Scratch,
     ) -> u32 {
         let game = &self.game;
         let map = &game.map;
@@ -835,25 +876,32 @@ impl Engine {
         let (t, tick) = (*world.t, *world.tick);
         let sched = params.schedule;
         let settle = t % game.tax_period == game.tax_period - 1;
+        let Scratch {
+            ate,
+            net,
+            taxed,
+            start,
+            end,
+            ..
+        } = scratch;
         let cur_apples = &mut world.stats[stats::cur_apples(n)..stats::cur_apples(n) + n];
-        for (i, &a) in ate[..n].iter().enumerate() {
+        for (i, &a) in ate.iter().enumerate() {
             world.period_income[i] += a;
             world.round_apples[i] += a;
             cur_apples[i] += a;
         }
-        let mut net = [0i32; MAX_PLAYERS as usize];
+        net.fill(0);
         if settle && sched.tax_enabled {
             let revenue = tax::settle(
                 world.period_income,
                 &game.brackets,
                 world.rates,
                 sched.multiplier_tenths,
-                &mut net[..n],
+                net,
             );
             world.stats[stats::CUR_REVENUE] += revenue;
         }
         let unit = apple_unit(n as u32);
-        let mut taxed = [0i32; MAX_PLAYERS as usize];
         for i in 0..n {
             taxed[i] = ate[i] as i32 * unit - net[i];
             world.period_net[i] += taxed[i];
@@ -873,20 +921,20 @@ impl Engine {
                     (other % map.cols) as i32 - mc,
                 );
                 if obs::window_position(me.facing(), dr, dc).is_some() {
-                    seen.taxed += taxed[j];
-                    seen.raw += ate[j] as i32;
+                    seen.taxed += i64::from(taxed[j]);
+                    seen.raw += i64::from(ate[j]);
                 }
             }
             let own = Share {
-                taxed: taxed[i],
-                raw: ate[i] as i32,
+                taxed: i64::from(taxed[i]),
+                raw: i64::from(ate[i]),
             };
             let num = game.reward_form.numerator(
-                unit,
+                i64::from(unit),
                 own,
                 seen,
-                types.selfishness[i] as i32,
-                types.trust[i] as i32,
+                i64::from(types.selfishness[i]),
+                i64::from(types.trust[i]),
             );
             out.reward[i] = exact_f32(num) * game.reward_scale;
         }
@@ -895,8 +943,6 @@ impl Engine {
         if settle {
             flag_bits |= flags::PERIOD_END;
             // The round's totals at the period's start and end, in the objective's units.
-            let mut start = [0i64; MAX_PLAYERS as usize];
-            let mut end = [0i64; MAX_PLAYERS as usize];
             for i in 0..n {
                 let (round, period) = match game.welfare_of {
                     WelfareOf::RawApples => {
@@ -909,12 +955,8 @@ impl Engine {
                 end[i] = round;
                 start[i] = round - period;
             }
-            *out.principal_reward = principal::period_reward(
-                &params.welfare,
-                &start[..n],
-                &end[..n],
-                game.welfare_unit(),
-            );
+            *out.principal_reward =
+                principal::period_reward(&params.welfare, start, end, game.welfare_unit());
             if (tick / game.tax_period + 1).is_multiple_of(game.round_periods) {
                 flag_bits |= flags::ROUND_END;
             }
@@ -1037,14 +1079,14 @@ impl Engine {
         }
         let unit_scale = 1.0 / apple_unit(n as u32) as f32;
         for (dst, &net) in pfeat[..n].iter_mut().zip(world.period_net.iter()) {
-            *dst = exact_f32(net) * unit_scale;
+            *dst = exact_f32(net.into()) * unit_scale;
         }
         for (dst, &rate) in pfeat[n..].iter_mut().zip(world.rates.iter()) {
-            *dst = exact_f32(rate as i32) * 0.1;
+            *dst = exact_f32(rate.into()) * 0.1;
         }
         let k = n + world.rates.len();
-        pfeat[k] = exact_f32((*world.t % game.tax_period) as i32) * (1.0 / game.tax_period as f32);
+        pfeat[k] = exact_f32((*world.t % game.tax_period).into()) * (1.0 / game.tax_period as f32);
         let period_in_round = (*world.tick / game.tax_period) % game.round_periods;
-        pfeat[k + 1] = exact_f32(period_in_round as i32) * (1.0 / game.round_periods as f32);
+        pfeat[k + 1] = exact_f32(period_in_round.into()) * (1.0 / game.round_periods as f32);
     }
 }

@@ -158,7 +158,7 @@ pub fn period_reward(welfare: &Welfare, start: &[i64], end: &[i64], unit: i64) -
             let d_sum = end.iter().sum::<i64>() - start.iter().sum::<i64>();
             let d_min = *end.iter().min().unwrap_or(&0) - *start.iter().min().unwrap_or(&0);
             let num = eta.num as i64 * d_sum + (eta.den - eta.num) as i64 * d_min;
-            crate::reward::exact_f32(num as i32) * welfare_scale(eta, unit)
+            crate::reward::exact_f32(num) * welfare_scale(eta, unit)
         }
         None => {
             let f = |a: &[i64]| {
@@ -181,12 +181,13 @@ pub fn welfare_scale(eta: crate::welfare::Ratio, unit: i64) -> f32 {
 
 /// The largest numerator [`period_reward`] can produce for a linear welfare with weight
 /// denominator `den`, `players` players, tax periods of `tax_period` steps and amounts in
-/// `1 / unit` apple (at most one apple per player per step; redistribution moves at most
-/// all of a period's apples to one player). Engines refuse objectives whose bound leaves
-/// `i32`.
+/// `1 / unit` apple (at most one apple per player per step). The sum's change is at most
+/// `n · period · unit` (redistribution moves apples, it creates none); the minimum's change
+/// at most one player's change, `2 · period · unit` with post-tax income
+/// ([`crate::reward::post_tax_bound`]). Engines refuse objectives whose bound leaves `i64`.
 #[must_use]
-pub fn exact_welfare_bound(den: u32, players: u32, tax_period: u32, unit: i64) -> i64 {
-    den as i64 * players as i64 * tax_period as i64 * unit
+pub fn exact_welfare_bound(den: u32, players: u32, tax_period: u32, unit: i64) -> i128 {
+    den as i128 * players.max(2) as i128 * tax_period as i128 * unit as i128
 }
 
 #[cfg(test)]
@@ -300,7 +301,10 @@ mod tests {
         // numerator is den · n · period · unit, the bound itself.
         let (den, n, period, unit) = (8u32, 7usize, 50u32, 700i64);
         let bound = exact_welfare_bound(den, n as u32, period, unit);
-        assert_eq!(bound, den as i64 * n as i64 * period as i64 * unit);
+        assert_eq!(
+            bound,
+            (den as i64 * n as i64 * period as i64 * unit) as i128
+        );
         let w = Welfare::Interpolated {
             eta: crate::welfare::Ratio { num: den, den },
         };

@@ -490,7 +490,7 @@ impl GpuEngine {
         };
         if !self.game.welfare_is_exact(&params.welfare) {
             return Err(GpuError::Unsupported(format!(
-                "welfare weight denominator {} is too fine for exact 32-bit rewards",
+                "welfare weight denominator {} is too fine for exact 64-bit rewards",
                 eta.den
             )));
         }
@@ -609,6 +609,7 @@ impl GpuEngine {
         up(Buf::Tick, c(&state.tick));
         up(Buf::T, c(&state.t));
         up(Buf::Pose, c(&state.pose));
+        up(Buf::Occupant, c(&self.occupancy(&state.pose)));
         up(Buf::Apples, c(&state.apples));
         up(Buf::ApplesPrev, c(&state.apples_prev));
         up(Buf::PeriodIncome, c(&state.period_income));
@@ -629,6 +630,19 @@ impl GpuEngine {
         if !self.mirrors.is_empty() {
             self.queue.submit([self.encode(&[], &[])]);
         }
+    }
+
+    /// The occupancy grid of `poses` ([`Buf::Occupant`]).
+    fn occupancy(&self, poses: &[u32]) -> Vec<u32> {
+        let l = self.layout;
+        let mut grid = vec![0u32; l.num_envs * l.map_stride];
+        for (env, players) in poses.chunks_exact(l.players).enumerate() {
+            for (i, &pose) in players.iter().enumerate() {
+                let cell = sed_core::types::Pose(pose).cell() as usize;
+                grid[env * l.map_stride + cell] = i as u32 + 1;
+            }
+        }
+        grid
     }
 
     /// Uploads actions (for tests and CPU-driven callers; a trainer writes them on the device).

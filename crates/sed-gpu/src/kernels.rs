@@ -116,6 +116,14 @@ buffers! {
     Ate => ("ate", "u32"),
     /// Scratch: apple cells eaten this step.
     Eaten => ("eaten", "u32"),
+    /// Each env's grid of cells (one word per cell, `map_stride` words per env): the
+    /// player standing there plus one, or 0. Derived from `State::pose` and kept up to date
+    /// by every kernel that moves players, so no kernel loops over all players to find one.
+    Occupant => ("occupant", "u32"),
+    /// Scratch: the order the players move in this step.
+    Order => ("order", "u32"),
+    /// Scratch: each player's after-tax apples this step, in apple units.
+    Taxed => ("taxed", "i32"),
     /// `Outputs::obs` (packed bytes).
     Obs => ("obs_out", "u32"),
     /// `Outputs::final_obs`.
@@ -159,9 +167,12 @@ impl Buf {
             | Buf::RoundApples
             | Buf::RoundNet
             | Buf::Ate
+            | Buf::Order
+            | Buf::Taxed
             | Buf::Reward
             | Buf::Actions => e * n,
             Buf::Apples | Buf::ApplesPrev | Buf::Eaten => e * l.apple_words,
+            Buf::Occupant => e * l.map_stride,
             Buf::Rates | Buf::Choices => e * l.brackets,
             Buf::Stats => e * l.stats,
             Buf::Obs | Buf::FinalObs => e * n * l.obs_stride / 4,
@@ -202,11 +213,15 @@ pub struct KernelSpec {
 
 const RNG: &str = include_str!("../../../shaders/rng.wgsl");
 const COMMON: &str = include_str!("../../../shaders/common.wgsl");
+/// `shaders/int64.wgsl`: 64-bit integers as pairs of `u32` words and the exact
+/// integer-to-float conversion (self-contained, for tests of its own).
+pub const INT64: &str = include_str!("../../../shaders/int64.wgsl");
 const NOISE: &str = include_str!("../../../shaders/noise.wgsl");
 const APPLES: &str = include_str!("../../../shaders/apples.wgsl");
 const MOVE: &str = include_str!("../../../shaders/move.wgsl");
 const REGROW: &str = include_str!("../../../shaders/regrow.wgsl");
 const REWARD: &str = include_str!("../../../shaders/reward.wgsl");
+const PLAYER_REWARD: &str = include_str!("../../../shaders/player_reward.wgsl");
 const RESET: &str = include_str!("../../../shaders/reset.wgsl");
 const PRINCIPAL: &str = include_str!("../../../shaders/principal.wgsl");
 const OBS: &str = include_str!("../../../shaders/obs.wgsl");
@@ -218,6 +233,7 @@ const RESET_BINDINGS: &[(Buf, bool)] = &[
     (B::Tick, true),
     (B::T, true),
     (B::Pose, true),
+    (B::Occupant, true),
     (B::Apples, true),
     (B::ApplesPrev, true),
     (B::PeriodIncome, true),
@@ -237,6 +253,7 @@ const PRINCIPAL_BINDINGS: &[(Buf, bool)] = &[
     (B::Tick, false),
     (B::T, false),
     (B::Pose, false),
+    (B::Occupant, false),
     (B::Apples, false),
     (B::PeriodNet, false),
     (B::Rates, false),
@@ -258,7 +275,7 @@ pub const RESET_ALL: KernelSpec = KernelSpec {
 /// The principal's map of every env (before any reset, so final observations gather from it).
 pub const MAP_ALL: KernelSpec = KernelSpec {
     name: "map_all",
-    sources: &[RNG, COMMON, APPLES, PRINCIPAL],
+    sources: &[RNG, COMMON, INT64, APPLES, PRINCIPAL],
     entry: "map_all",
     bindings: PRINCIPAL_BINDINGS,
     threads: Threads::MapWord,
@@ -268,7 +285,7 @@ pub const MAP_ALL: KernelSpec = KernelSpec {
 /// The principal's features.
 pub const FEATURES: KernelSpec = KernelSpec {
     name: "features",
-    sources: &[RNG, COMMON, APPLES, PRINCIPAL],
+    sources: &[RNG, COMMON, INT64, APPLES, PRINCIPAL],
     entry: "features",
     bindings: PRINCIPAL_BINDINGS,
     threads: Threads::Env,
@@ -282,6 +299,7 @@ pub const PLAYER_OBS: KernelSpec = KernelSpec {
     entry: "main",
     bindings: &[
         (B::Pose, false),
+        (B::Occupant, false),
         (B::Flags, false),
         (B::PrincipalMap, false),
         (B::Obs, true),
@@ -291,7 +309,7 @@ pub const PLAYER_OBS: KernelSpec = KernelSpec {
 };
 
 /// The step, in dispatch order.
-pub const STEP: [KernelSpec; 9] = [
+pub const STEP: [KernelSpec; 10] = [
     KernelSpec {
         name: "move",
         sources: &[RNG, COMMON, APPLES, MOVE],
@@ -301,6 +319,7 @@ pub const STEP: [KernelSpec; 9] = [
             (B::Tick, false),
             (B::T, false),
             (B::Pose, true),
+            (B::Occupant, true),
             (B::Apples, true),
             (B::PeriodIncome, true),
             (B::PeriodNet, true),
@@ -309,6 +328,7 @@ pub const STEP: [KernelSpec; 9] = [
             (B::Rates, true),
             (B::Eaten, true),
             (B::Ate, true),
+            (B::Order, true),
             (B::Actions, false),
             (B::Choices, false),
         ],
@@ -322,7 +342,7 @@ pub const STEP: [KernelSpec; 9] = [
         bindings: &[
             (B::Tables, false),
             (B::Tick, false),
-            (B::Pose, false),
+            (B::Occupant, false),
             (B::Apples, true),
             (B::ApplesPrev, true),
             (B::Eaten, false),
@@ -333,27 +353,41 @@ pub const STEP: [KernelSpec; 9] = [
     },
     KernelSpec {
         name: "reward",
-        sources: &[RNG, COMMON, REWARD],
+        sources: &[RNG, COMMON, INT64, REWARD],
         entry: "main",
         bindings: &[
             (B::Tables, false),
             (B::Tick, true),
             (B::T, true),
-            (B::Pose, false),
             (B::Ate, false),
+            (B::Taxed, true),
             (B::PeriodIncome, true),
             (B::PeriodNet, true),
             (B::RoundApples, true),
             (B::RoundNet, true),
             (B::Rates, false),
             (B::Stats, true),
-            (B::Reward, true),
             (B::PrincipalReward, true),
             (B::Terminated, true),
             (B::Truncated, true),
             (B::Flags, true),
         ],
         threads: Threads::Env,
+        final_only: false,
+    },
+    KernelSpec {
+        name: "player_reward",
+        sources: &[RNG, COMMON, INT64, PLAYER_REWARD],
+        entry: "main",
+        bindings: &[
+            (B::Tables, false),
+            (B::Pose, false),
+            (B::Occupant, false),
+            (B::Ate, false),
+            (B::Taxed, false),
+            (B::Reward, true),
+        ],
+        threads: Threads::Player,
         final_only: false,
     },
     MAP_ALL,
@@ -363,6 +397,7 @@ pub const STEP: [KernelSpec; 9] = [
         entry: "main",
         bindings: &[
             (B::Pose, false),
+            (B::Occupant, false),
             (B::Flags, false),
             (B::PrincipalMap, false),
             (B::FinalObs, true),
@@ -380,7 +415,7 @@ pub const STEP: [KernelSpec; 9] = [
     },
     KernelSpec {
         name: "map_ended",
-        sources: &[RNG, COMMON, APPLES, PRINCIPAL],
+        sources: &[RNG, COMMON, INT64, APPLES, PRINCIPAL],
         entry: "map_ended",
         bindings: PRINCIPAL_BINDINGS,
         threads: Threads::MapWord,
@@ -458,6 +493,7 @@ pub fn header(game: &Game, layout: &Layout, tables: &Tables, spec: &KernelSpec) 
     u("BRACKETS", layout.brackets as u64);
     u("APPLE_WORDS", layout.apple_words as u64);
     u("MAP_WORDS", (layout.map_stride / 4) as u64);
+    u("OCCUPANT_STRIDE", layout.map_stride as u64);
     u("OBS_WORDS", (layout.obs_stride / 4) as u64);
     u("WINDOW_CELLS", obs::WINDOW_CELLS as u64);
     u("WINDOW_COLS", obs::WINDOW_COLS as u64);
