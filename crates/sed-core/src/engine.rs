@@ -235,19 +235,18 @@ pub struct Engine {
     padded_cell: Vec<u32>,
     /// Padded-grid offsets of the window cells per facing.
     window: [[i32; WINDOW_CELLS]; 4],
-    /// One scratch per block, kept between steps.
-    scratch: ScratchPool,
+    /// Identifies the engine's scratch layout in [`SCRATCH`] (clones share it).
+    id: u64,
 }
 
-/// Scratch memory kept between calls, one per block: allocating it on every step costs
-/// about a sixth of a one-env step. A clone of the engine starts with an empty pool.
-#[derive(Debug, Default)]
-struct ScratchPool(std::sync::Mutex<Vec<Scratch>>);
+/// Engines created so far, for [`Engine::id`].
+static ENGINES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-impl Clone for ScratchPool {
-    fn clone(&self) -> Self {
-        Self::default()
-    }
+thread_local! {
+    /// Each thread's scratch memory for the last engine it stepped, kept between steps:
+    /// allocating it per block and step cost a sixth of a one-env step, and one per block
+    /// kept in the engine spread over more cache than one per thread.
+    static SCRATCH: std::cell::RefCell<Option<(u64, Scratch)>> = const { std::cell::RefCell::new(None) };
 }
 
 /// One block's slices of every buffer ([`BLOCK`] envs, fewer in the last block).
@@ -378,7 +377,7 @@ impl Engine {
             window,
             layout,
             game,
-            scratch: ScratchPool::default(),
+            id: ENGINES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -650,62 +649,79 @@ impl Engine {
             };
             work.push((block, envs, next().expect("buffer lengths were checked")));
         }
-        let mut pool = self
-            .scratch
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        pool.resize_with(blocks, || {
-            Scratch::new(self.base_grid.clone(), layout.apple_words, n)
-        });
-        let work: Vec<_> = work.into_iter().zip(pool.iter_mut()).collect();
-        let body = |((block, envs, slices), scratch): ((usize, usize, Block<'_>), &mut Scratch)| {
-            let words = layout.apple_words;
-            let span = |i: usize, k: usize| i * k..(i + 1) * k;
-            for i in 0..envs {
-                let env = Env {
-                    tick: &mut slices.tick[i],
-                    t: &mut slices.t[i],
-                    pose: &mut slices.pose[span(i, n)],
-                    apples: &mut slices.apples[span(i, words)],
-                    apples_prev: &mut slices.apples_prev[span(i, words)],
-                    period_income: &mut slices.period_income[span(i, n)],
-                    period_net: &mut slices.period_net[span(i, n)],
-                    round_apples: &mut slices.round_apples[span(i, n)],
-                    round_net: &mut slices.round_net[span(i, n)],
-                    rates: &mut slices.rates[span(i, brackets)],
-                    stats: &mut slices.stats[span(i, layout.stats)],
+        let body = |(block, envs, slices): (usize, usize, Block<'_>)| {
+            SCRATCH.with_borrow_mut(|cached| {
+                let scratch = match cached {
+                    Some((id, scratch)) if *id == self.id => scratch,
+                    _ => {
+                        let fresh = Scratch::new(self.base_grid.clone(), layout.apple_words, n);
+                        &mut cached.insert((self.id, fresh)).1
+                    }
                 };
-                let env_out = EnvOut {
-                    obs: &mut slices.obs[span(i, obs_len)],
-                    final_obs: &mut slices.final_obs[span(i, obs_len)],
-                    principal_map: &mut slices.principal_map[span(i, layout.map_stride)],
-                    principal_features: &mut slices.principal_features
-                        [span(i, layout.principal_features)],
-                    reward: &mut slices.reward[span(i, n)],
-                    principal_reward: &mut slices.principal_reward[i],
-                    terminated: &mut slices.terminated[i],
-                    truncated: &mut slices.truncated[i],
-                    flags: &mut slices.flags[i],
-                };
-                let acts = (
-                    &slices.actions[span(i, n)],
-                    &slices.choices[span(i, brackets)],
-                );
-                f(
-                    self,
-                    (block * BLOCK + i) as u32,
-                    env,
-                    env_out,
-                    acts,
-                    scratch,
-                );
-            }
+                self.run_block(block, envs, slices, scratch, &f);
+            });
         };
         if blocks == 1 {
             work.into_iter().for_each(body);
         } else {
             work.into_par_iter().for_each(body);
+        }
+    }
+
+    /// Runs `f` on the envs of one block.
+    fn run_block<F>(
+        &self,
+        block: usize,
+        envs: usize,
+        slices: Block<'_>,
+        scratch: &mut Scratch,
+        f: &F,
+    ) where
+        F: Fn(&Self, u32, Env<'_>, EnvOut<'_>, (&[u32], &[u32]), &mut Scratch) + Sync,
+    {
+        let layout = self.layout;
+        let (n, brackets) = (layout.players, layout.brackets);
+        let obs_len = n * layout.obs_stride;
+        let words = layout.apple_words;
+        let span = |i: usize, k: usize| i * k..(i + 1) * k;
+        for i in 0..envs {
+            let env = Env {
+                tick: &mut slices.tick[i],
+                t: &mut slices.t[i],
+                pose: &mut slices.pose[span(i, n)],
+                apples: &mut slices.apples[span(i, words)],
+                apples_prev: &mut slices.apples_prev[span(i, words)],
+                period_income: &mut slices.period_income[span(i, n)],
+                period_net: &mut slices.period_net[span(i, n)],
+                round_apples: &mut slices.round_apples[span(i, n)],
+                round_net: &mut slices.round_net[span(i, n)],
+                rates: &mut slices.rates[span(i, brackets)],
+                stats: &mut slices.stats[span(i, layout.stats)],
+            };
+            let env_out = EnvOut {
+                obs: &mut slices.obs[span(i, obs_len)],
+                final_obs: &mut slices.final_obs[span(i, obs_len)],
+                principal_map: &mut slices.principal_map[span(i, layout.map_stride)],
+                principal_features: &mut slices.principal_features
+                    [span(i, layout.principal_features)],
+                reward: &mut slices.reward[span(i, n)],
+                principal_reward: &mut slices.principal_reward[i],
+                terminated: &mut slices.terminated[i],
+                truncated: &mut slices.truncated[i],
+                flags: &mut slices.flags[i],
+            };
+            let acts = (
+                &slices.actions[span(i, n)],
+                &slices.choices[span(i, brackets)],
+            );
+            f(
+                self,
+                (block * BLOCK + i) as u32,
+                env,
+                env_out,
+                acts,
+                scratch,
+            );
         }
     }
 
