@@ -22,8 +22,8 @@ use crate::welfare::WelfareSpec;
 pub const COMMONS_HARVEST_OPEN: &str =
     include_str!("../../../configs/maps/commons_harvest_open.txt");
 
-/// Most players a game may have: the exact reward arithmetic is tested up to this many,
-/// and the GPU kernels keep a few words per player of an env in private memory.
+/// Most players a game may have: the exact reward arithmetic is proven up to this many
+/// (the test at the end of this file).
 pub const MAX_PLAYERS: u32 = 4096;
 
 /// The most steps an episode or a voting round may last with `players` players, so that

@@ -194,8 +194,8 @@ mod tests {
     /// apple in the top bracket: the first `payers` players collected an apple on every
     /// step of the period, the others none; a player sees either all the others or only
     /// those who paid nothing; the types are extreme. Their numerators stay within the
-    /// bound, and the worst of them (half the players paying, a payer seeing the rest) is
-    /// within 2× of it.
+    /// bound, and the worst of them is within 2× of it: half the players paying and a payer
+    /// seeing the rest, or, with one-step periods, everyone eating and paying.
     #[test]
     fn the_numerator_bound_holds_and_is_tight_on_the_worst_settlements() {
         use crate::tax::{Bracket, settle};
@@ -204,15 +204,17 @@ mod tests {
             for (n, period) in [
                 (2usize, 50u32),
                 (3, 10),
+                (7, 1),
                 (7, 50),
                 (7, 200),
+                (1024, 1),
                 (1024, 50),
                 (4096, 1000),
             ] {
                 let bound = form.numerator_bound(n as u32, period);
                 let unit = apple_unit(n as u32) as i64;
                 let mut worst = 0i128;
-                for payers in [1, n / 2, n - 1].into_iter().filter(|&k| k >= 1) {
+                for payers in [1, n / 2, n - 1, n].into_iter().filter(|&k| k >= 1) {
                     let incomes: Vec<u32> = (0..n)
                         .map(|i| if i < payers { period } else { 0 })
                         .collect();
