@@ -396,48 +396,48 @@ impl Engine {
     /// Zeroed state buffers (call [`Engine::reset`] before stepping).
     #[must_use]
     pub fn new_state(&self) -> State {
-        let l = self.layout;
-        let (e, n) = (l.num_envs, l.players);
+        let layout = self.layout;
+        let (envs, n) = (layout.num_envs, layout.players);
         State {
-            tick: vec![0; e],
-            t: vec![0; e],
-            pose: vec![0; e * n],
-            apples: vec![0; e * l.apple_words],
-            apples_prev: vec![0; e * l.apple_words],
-            period_income: vec![0; e * n],
-            period_net: vec![0; e * n],
-            round_apples: vec![0; e * n],
-            round_net: vec![0; e * n],
-            rates: vec![0; e * l.brackets],
-            stats: vec![0; e * l.stats],
+            tick: vec![0; envs],
+            t: vec![0; envs],
+            pose: vec![0; envs * n],
+            apples: vec![0; envs * layout.apple_words],
+            apples_prev: vec![0; envs * layout.apple_words],
+            period_income: vec![0; envs * n],
+            period_net: vec![0; envs * n],
+            round_apples: vec![0; envs * n],
+            round_net: vec![0; envs * n],
+            rates: vec![0; envs * layout.brackets],
+            stats: vec![0; envs * layout.stats],
         }
     }
 
     /// Zeroed output buffers.
     #[must_use]
     pub fn new_outputs(&self) -> Outputs {
-        let l = self.layout;
-        let (e, n) = (l.num_envs, l.players);
+        let layout = self.layout;
+        let (envs, n) = (layout.num_envs, layout.players);
         Outputs {
-            obs: vec![0; e * n * l.obs_stride],
-            final_obs: vec![0; e * n * l.obs_stride],
-            principal_map: vec![0; e * l.map_stride],
-            principal_features: vec![0.0; e * l.principal_features],
-            reward: vec![0.0; e * n],
-            principal_reward: vec![0.0; e],
-            terminated: vec![0; e],
-            truncated: vec![0; e],
-            flags: vec![0; e],
+            obs: vec![0; envs * n * layout.obs_stride],
+            final_obs: vec![0; envs * n * layout.obs_stride],
+            principal_map: vec![0; envs * layout.map_stride],
+            principal_features: vec![0.0; envs * layout.principal_features],
+            reward: vec![0.0; envs * n],
+            principal_reward: vec![0.0; envs],
+            terminated: vec![0; envs],
+            truncated: vec![0; envs],
+            flags: vec![0; envs],
         }
     }
 
     /// Action buffers filled with NOOP and "keep".
     #[must_use]
     pub fn new_actions(&self) -> Actions {
-        let l = self.layout;
+        let layout = self.layout;
         Actions {
-            players: vec![Action::Noop as u32; l.num_envs * l.players],
-            principal: vec![principal::KEEP; l.num_envs * l.brackets],
+            players: vec![Action::Noop as u32; layout.num_envs * layout.players],
+            principal: vec![principal::KEEP; layout.num_envs * layout.brackets],
         }
     }
 
@@ -501,11 +501,11 @@ impl Engine {
                 value: actions.players[i],
             });
         }
-        let b = self.layout.brackets;
+        let brackets = self.layout.brackets;
         if let Some(i) = actions.principal.iter().position(|&acts| acts >= CHOICES) {
             return Err(EngineError::PrincipalAction {
-                env: i / b,
-                head: i % b,
+                env: i / brackets,
+                head: i % brackets,
                 value: actions.principal[i],
             });
         }
