@@ -280,6 +280,23 @@ mod tests {
         assert_eq!(Map::parse("WPW", 2), Err(MapError::NoApples));
     }
 
+    /// A map of `rows` × `cols` apple cells.
+    fn orchard(rows: usize, cols: usize) -> String {
+        vec!["A".repeat(cols); rows].join("\n")
+    }
+
+    #[test]
+    fn maps_up_to_255_by_255_are_accepted_and_larger_ones_refused() {
+        assert!(Map::parse(&orchard(255, 255), 1).is_ok());
+        for (rows, cols) in [(256, 3), (3, 256), (300, 300)] {
+            assert_eq!(
+                Map::parse(&orchard(rows, cols), 1).err(),
+                Some(MapError::TooLarge { rows, cols }),
+                "{rows}x{cols}"
+            );
+        }
+    }
+
     #[test]
     fn neighbours_are_the_radius_two_diamond() {
         let text = "AAAAA\nAAAAA\nAAAAA\nAAAAA\nAAAAA";
@@ -288,5 +305,15 @@ mod tests {
         assert_eq!(map.neighbours_of(12).len(), 12);
         // A corner sees (0,1),(0,2),(1,0),(2,0),(1,1).
         assert_eq!(map.neighbours_of(0), &[1, 2, 5, 6, 10]);
+    }
+
+    #[test]
+    fn other_radii_count_the_cells_of_the_disc() {
+        // The centre of a 7x7 block: dr² + dc² ≤ r², itself excluded.
+        let text = orchard(7, 7);
+        for (radius, cells) in [(1, 4), (2, 12), (3, 28)] {
+            let map = Map::parse(&text, radius).unwrap();
+            assert_eq!(map.neighbours_of(24).len(), cells, "radius {radius}");
+        }
     }
 }
