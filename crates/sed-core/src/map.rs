@@ -308,6 +308,16 @@ mod tests {
     }
 
     #[test]
+    fn tiles_off_the_grid_are_none() {
+        let map = Map::parse("WAW\nWPW", 1).unwrap();
+        assert_eq!(map.tile(0, 1), Some(Tile::Apple));
+        assert_eq!(map.tile(1, 2), Some(Tile::Wall));
+        for (row, col) in [(-1, 0), (0, -1), (2, 0), (0, 3), (2, 3)] {
+            assert_eq!(map.tile(row, col), None, "({row}, {col})");
+        }
+    }
+
+    #[test]
     fn other_radii_count_the_cells_of_the_disc() {
         // The centre of a 7x7 block: dr² + dc² ≤ r², itself excluded.
         let text = orchard(7, 7);
