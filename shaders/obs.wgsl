@@ -1,7 +1,7 @@
 // The players' egocentric windows, one invocation per env and player: 11 x 11 cells turned
 // so forward is up, each byte gathered from the principal's map (static and apple bits),
 // out-of-bounds cells marked, then the player itself and the others it sees with their
-// facing relative to its own, found through the occupancy grid (sed-core obs.rs). Compiled
+// facing relative to its own, read from the principal's map too (sed-core obs.rs). Compiled
 // twice: into `obs`, and, with FINAL_ONLY, into `final_obs` for the envs whose episode
 // ended this step.
 
@@ -25,8 +25,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let mr = cell_row(me >> 2u);
     let mc = cell_col(me >> 2u);
     let out = idx * OBS_WORDS;
-    // The ground, the player itself, and the others it sees (through the occupancy grid)
-    // with their facing relative to its own.
+    // The ground, the player itself, and the others it sees with their facing relative
+    // to its own.
     for (var w = 0u; w < OBS_WORDS; w++) {
         var word = 0u;
         for (var k = 0u; k < 4u; k++) {
@@ -37,12 +37,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             let at = window_cell(f, mr, mc, cell);
             var b = OBS_OUT_OF_BOUNDS;
             if (at >= 0) {
-                b = map_byte(env, u32(at)) & (OBS_WALL | OBS_APPLE | OBS_GRASS);
-                let o = occupant[env * OCCUPANT_STRIDE + u32(at)];
+                // The principal's map marks every player with its absolute facing.
+                let ground = map_byte(env, u32(at));
+                b = ground & (OBS_WALL | OBS_APPLE | OBS_GRASS);
                 if (cell == SELF_CELL) {
                     b |= OBS_SELF;
-                } else if (o != 0u) {
-                    let rel = ((poses[env * PLAYERS + o - 1u] & 3u) + 4u - f) & 3u;
+                } else if ((ground & OBS_OTHER) != 0u) {
+                    let rel = ((ground >> OBS_FACING_SHIFT) + 4u - f) & 3u;
                     b |= OBS_OTHER | (rel << OBS_FACING_SHIFT);
                 }
             }

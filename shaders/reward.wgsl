@@ -41,8 +41,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let settling = settle && params.tax_enabled != 0u;
     var revenue = 0u;
     if (settling) {
+        // Each player's tax, kept in `taxed` until the net transfers below need it.
         for (var i = 0u; i < PLAYERS; i++) {
-            revenue += tax_tenths(period_income[base + i], env);
+            let tx = tax_tenths(period_income[base + i], env);
+            revenue += tx;
+            taxed[base + i] = i32(tx);
         }
         stats[sb + STAT_CUR_REVENUE] += revenue;
     }
@@ -50,7 +53,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         // The net transfer m · (n · 10T(x_i) − 10R) (sed_core::tax::settle).
         var net = 0;
         if (settling) {
-            net = i32(params.multiplier) * (i32(PLAYERS) * i32(tax_tenths(period_income[base + i], env)) - i32(revenue));
+            net = i32(params.multiplier) * (i32(PLAYERS) * taxed[base + i] - i32(revenue));
         }
         let own = i32(ate[base + i]) * UNIT - net;
         taxed[base + i] = own;

@@ -275,8 +275,8 @@ struct Block<'a> {
     choices: &'a [u32],
 }
 
-/// Per-block scratch memory. Every step overwrites what it reads of it: the grid's apple
-/// cells, the apple words and each player's entries.
+/// Scratch memory of one thread ([`SCRATCH`]). Every step overwrites what it reads of it:
+/// the grid's apple cells, the apple words and each player's entries.
 #[derive(Debug)]
 struct Scratch {
     grid: Vec<u8>,

@@ -299,7 +299,6 @@ pub const PLAYER_OBS: KernelSpec = KernelSpec {
     entry: "main",
     bindings: &[
         (B::Pose, false),
-        (B::Occupant, false),
         (B::Flags, false),
         (B::PrincipalMap, false),
         (B::Obs, true),
@@ -397,7 +396,6 @@ pub const STEP: [KernelSpec; 10] = [
         entry: "main",
         bindings: &[
             (B::Pose, false),
-            (B::Occupant, false),
             (B::Flags, false),
             (B::PrincipalMap, false),
             (B::FinalObs, true),
