@@ -23,6 +23,27 @@ fn apple_picking_toml_is_the_spec_default() {
 }
 
 #[test]
+fn a_tiled_map_scales_apples_and_spawns_and_round_trips() {
+    let one = resolved("apple_picking.toml", &[]).game.map;
+    let r = resolved(
+        "apple_picking.toml",
+        &["env.map_tiles=[15, 11]", "env.players=4096"],
+    );
+    let map = &r.game.map;
+    assert_eq!((map.rows, map.cols), (16 * 15 + 2, 22 * 11 + 2));
+    assert_eq!(map.apples(), 165 * one.apples());
+    assert_eq!(map.spawn_capacity(), 165 * one.spawn_capacity());
+    let text = r.config.to_toml();
+    let again = Config::from_toml(&text, &[], "resolved")
+        .unwrap()
+        .resolve()
+        .unwrap();
+    assert_eq!(again.game, r.game);
+    // Without the tiling there is no room for the crowd.
+    assert!(rejected(&["env.players=4096"]).contains("only 62 spawn cells"));
+}
+
+#[test]
 fn smoke_toml_is_tiny() {
     let r = resolved("smoke.toml", &[]);
     assert_eq!((r.game.players, r.game.episode_len, r.num_envs), (3, 40, 8));
@@ -126,6 +147,15 @@ fn invalid_values_are_rejected_naming_the_field() {
             "`env.map`: give either `map` or `map_file`",
         ),
         (&["env.map_file=\"maps/missing.txt\""], "missing.txt"),
+        (
+            &["env.map_tiles=[0, 2]"],
+            "`env.map_tiles`: [0, 2]: each count must be at least 1",
+        ),
+        (
+            &["env.map_tiles=[16, 1]"],
+            "`env.map_tiles`: [16, 1] makes a 258x24 map from the 18x24 one; at most 255 x 255 is supported, so at most [15, 11]",
+        ),
+        (&["env.map_tiles=[2, 12]"], "266 map from the 18x24 one"),
         (&["env.colour=3"], "colour"),
         (&["reward.form=\"fancy\""], "fancy"),
     ];

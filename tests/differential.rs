@@ -395,3 +395,49 @@ fn a_thousand_players_in_one_env_follow_the_rule_book_in_both_reward_forms() {
         );
     }
 }
+
+#[test]
+fn tiled_maps_follow_the_rule_book_either_side_of_the_visibility_switch() {
+    // The fast engine finds the players in a window by testing each other player while
+    // there are at most as many as window cells (121), and through its occupancy grid
+    // beyond: 121 and 122 players take one path each; 600 players on a map of 3 × 4 copies
+    // of the default one cross the copies' seams.
+    for (name, tiles, players) in [
+        (
+            "121 players, 2x2 copies",
+            "env.map_tiles=[2, 2]",
+            "env.players=121",
+        ),
+        (
+            "122 players, 2x2 copies",
+            "env.map_tiles=[2, 2]",
+            "env.players=122",
+        ),
+        (
+            "600 players, 3x4 copies",
+            "env.map_tiles=[3, 4]",
+            "env.players=600",
+        ),
+    ] {
+        run(
+            &Case {
+                name,
+                file: "apple_picking.toml",
+                overrides: &[
+                    tiles,
+                    players,
+                    "env.episode_len=12",
+                    "tax.period=4",
+                    "vote.welfare_of=\"post_tax_income\"",
+                    // Eaten apples come back within the episode, some under players.
+                    "env.regrowth_probabilities=[0.2, 0.3, 0.4, 0.5]",
+                ],
+                schedule: TaxSchedule::FULL,
+                objective: None,
+                episodes: 2,
+            },
+            40..42,
+            2,
+        );
+    }
+}

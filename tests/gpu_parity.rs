@@ -286,6 +286,27 @@ fn a_thousand_players_in_one_env_with_numerators_beyond_32_bits() {
     );
 }
 
+#[test]
+fn two_thousand_players_on_a_tiled_crowd_map() {
+    // 2 × 2 copies of the crowd map (78 × 78 cells, 6,264 apple cells, 4,864 spawn cells),
+    // with fast regrowth so that apples are eaten, regrow and grow under players.
+    let map = common::crowd_map_override();
+    parity(
+        "apple_picking.toml",
+        &[
+            &map,
+            "env.map_tiles=[2, 2]",
+            "env.players=2000",
+            "env.episode_len=8",
+            "tax.period=4",
+            "env.regrowth_probabilities=[0.2, 0.3, 0.4, 0.5]",
+        ],
+        2,
+        17,
+        TaxSchedule::FULL,
+    );
+}
+
 /// Cases for the 64-bit WGSL helpers: `(a, b, k)` with `a · k` inside `i64`.
 fn int64_cases() -> Vec<(i64, i64, i32)> {
     let mut state = 0x1234_5678_9abc_def0u64;

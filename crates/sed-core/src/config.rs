@@ -107,6 +107,10 @@ pub struct EnvConfig {
     /// A file holding the map, relative to the config file. Give either `map` or
     /// `map_file`; with neither, Melting Pot's `commons_harvest__open` is used.
     pub map_file: Option<PathBuf>,
+    /// Tiles the map `[down, across]` times (each ≥ 1; the result at most 255 × 255) for
+    /// large economies: apple patches and spawn cells scale with the copies. A map walled
+    /// all round is tiled by its interior inside one wall ring. `[1, 1]` is the map itself.
+    pub map_tiles: [u32; 2],
     /// Regrowth counts live apples within this Euclidean radius (1..=5; 2 = SPEC).
     pub regrowth_radius: u32,
     /// Regrowth probability per step of an empty apple cell with k live neighbours, for
@@ -237,6 +241,7 @@ impl Default for EnvConfig {
             episode_len: 1000,
             map: None,
             map_file: None,
+            map_tiles: [1, 1],
             regrowth_radius: 2,
             regrowth_probabilities: vec![0.0, 0.0025, 0.005, 0.025],
         }
@@ -481,7 +486,39 @@ impl Config {
         }
         let map = Map::parse(&map_text, e.regrowth_radius)
             .map_err(|err| invalid("env.map", err.to_string()))?;
-        Ok((map_text, map))
+        let [down, across] = e.map_tiles;
+        if [down, across] == [1, 1] {
+            return Ok((map_text, map));
+        }
+        if down == 0 || across == 0 {
+            return Err(invalid(
+                "env.map_tiles",
+                format!("[{down}, {across}]: each count must be at least 1"),
+            ));
+        }
+        let (rows, cols) = map.tiled_size(down, across);
+        if rows > 255 || cols > 255 {
+            let (one_rows, one_cols) = map.tiled_size(1, 1);
+            let (max_down, max_across) = (
+                (1..=255)
+                    .rev()
+                    .find(|&k| map.tiled_size(k, 1).0 <= 255)
+                    .unwrap_or(1),
+                (1..=255)
+                    .rev()
+                    .find(|&k| map.tiled_size(1, k).1 <= 255)
+                    .unwrap_or(1),
+            );
+            return Err(invalid(
+                "env.map_tiles",
+                format!(
+                    "[{down}, {across}] makes a {rows}x{cols} map from the {one_rows}x{one_cols} one; at most 255 x 255 is supported, so at most [{max_down}, {max_across}]"
+                ),
+            ));
+        }
+        let tiled = Map::parse(&map.tiled_text(down, across), e.regrowth_radius)
+            .map_err(|err| invalid("env.map_tiles", err.to_string()))?;
+        Ok((map_text, tiled))
     }
 
     /// The env's sizes against the map, and the regrowth probabilities.

@@ -292,11 +292,15 @@ struct Scratch {
     /// Each player's round totals at the period's start and end, in the objective's units.
     start: Vec<i64>,
     end: Vec<i64>,
+    /// The occupancy grid over the padded grid: player + 1 on each player's cell, 0
+    /// elsewhere. All zero between steps: a step marks its env's players and clears them.
+    occupant: Vec<u32>,
 }
 
 impl Scratch {
     fn new(grid: Vec<u8>, apple_words: usize, players: usize) -> Self {
         Self {
+            occupant: vec![0; grid.len()],
             grid,
             before: vec![0; apple_words],
             ate: vec![0; players],
@@ -459,7 +463,7 @@ impl Engine {
                 world.round_net.fill(0);
                 world.rates.fill(0);
                 world.stats.fill(0);
-                engine.reset_world(env, 0, &mut world);
+                engine.reset_world(env, 0, &mut world, &mut scratch.occupant);
                 out_env.reward.fill(0.0);
                 *out_env.principal_reward = 0.0;
                 *out_env.terminated = 0;
@@ -472,6 +476,7 @@ impl Engine {
                     out_env.principal_features,
                     scratch,
                 );
+                engine.vacate(world.pose, &mut scratch.occupant);
             },
         );
         Ok(())
@@ -725,8 +730,9 @@ impl Engine {
         }
     }
 
-    /// Spawns the players and restores every apple, drawing from tick `tick`.
-    fn reset_world(&self, env: u32, tick: u32, world: &mut Env<'_>) {
+    /// Spawns the players and restores every apple, drawing from tick `tick`. `occupant`
+    /// must hold no player and ends up marking the new spawns.
+    fn reset_world(&self, env: u32, tick: u32, world: &mut Env<'_>, occupant: &mut [u32]) {
         let map = &self.game.map;
         let key = rng::tick_key(self.game.run_key, env, tick);
         let spawn = Stream::new(key, stream::SPAWN);
@@ -752,12 +758,13 @@ impl Engine {
                     let c = map.spawn_cells
                         [spawn.below(counter, map.spawn_cells.len() as u32) as usize];
                     counter += 1;
-                    if !world.pose[..i].iter().any(|&p| Pose(p).cell() == c) {
+                    if occupant[self.padded(c)] == 0 {
                         break c;
                     }
                 }
             };
             world.pose[i] = Pose::new(cell, face.draw(i as u32) >> 30).0;
+            occupant[self.padded(cell)] = i as u32 + 1;
         }
     }
 
@@ -773,6 +780,7 @@ impl Engine {
         scratch: &mut Scratch,
     ) {
         let key = rng::tick_key(self.game.run_key, env, *world.tick);
+        self.occupy(world.pose, &mut scratch.occupant);
         self.decide(params.schedule, &mut world, choices);
         self.move_players(key, &mut world, actions, scratch);
         self.regrow(key, &mut world, scratch);
@@ -785,6 +793,61 @@ impl Engine {
             out.principal_features,
             scratch,
         );
+        self.vacate(world.pose, &mut scratch.occupant);
+    }
+
+    /// Marks each player on the occupancy grid (player + 1 on its cell).
+    fn occupy(&self, pose: &[u32], occupant: &mut [u32]) {
+        for (i, &p) in pose.iter().enumerate() {
+            occupant[self.padded(Pose(p).cell())] = i as u32 + 1;
+        }
+    }
+
+    /// Clears the players' cells on the occupancy grid.
+    fn vacate(&self, pose: &[u32], occupant: &mut [u32]) {
+        for &p in pose {
+            occupant[self.padded(Pose(p).cell())] = 0;
+        }
+    }
+
+    /// Index of map cell `cell` in the padded grid.
+    #[inline(always)]
+    fn padded(&self, cell: u32) -> usize {
+        self.padded_cell[cell as usize] as usize
+    }
+
+    /// Calls `seen(j, slot)` for every other player `j` in player `i`'s window (SPEC §3,
+    /// visibility), `slot` being its window cell, row-major. The cost is linear in the
+    /// smaller of the players and the window: with fewer players than window cells each
+    /// one is tested, otherwise each window cell is looked up in the occupancy grid.
+    #[inline]
+    fn for_each_seen(
+        &self,
+        pose: &[u32],
+        i: usize,
+        occupant: &[u32],
+        mut seen: impl FnMut(usize, usize),
+    ) {
+        let me = Pose(pose[i]);
+        if pose.len() <= WINDOW_CELLS {
+            let cols = self.game.map.cols;
+            let (mr, mc) = ((me.cell() / cols) as i32, (me.cell() % cols) as i32);
+            for (j, &p) in pose.iter().enumerate().filter(|&(j, _)| j != i) {
+                let other = Pose(p).cell();
+                let (dr, dc) = ((other / cols) as i32 - mr, (other % cols) as i32 - mc);
+                if let Some((wr, wc)) = obs::window_position(me.facing(), dr, dc) {
+                    seen(j, wr * obs::WINDOW_COLS + wc);
+                }
+            }
+        } else {
+            let centre = self.padded(me.cell()) as i32;
+            for (slot, &off) in self.window[me.facing() as usize].iter().enumerate() {
+                let o = occupant[(centre + off) as usize] as usize;
+                if o != 0 && o != i + 1 {
+                    seen(o - 1, slot);
+                }
+            }
+        }
     }
 
     /// `move.wgsl`, first part (SPEC §4): on a decision step (`t ≡ 0 mod tax_period`) a new
@@ -853,11 +916,11 @@ impl Engine {
                 continue;
             }
             let target = (r * cols + c) as u32;
-            if self.wall[target as usize]
-                || world.pose[..n].iter().any(|&p| Pose(p).cell() == target)
-            {
+            if self.wall[target as usize] || scratch.occupant[self.padded(target)] != 0 {
                 continue;
             }
+            scratch.occupant[self.padded(pose.cell())] = 0;
+            scratch.occupant[self.padded(target)] = i as u32 + 1;
             world.pose[i] = Pose::new(target, pose.facing()).0;
             let a = map.apple_index[target as usize];
             if a != Map::NOT_APPLE && bit(world.apples, a) {
@@ -874,7 +937,6 @@ impl Engine {
     fn regrow(&self, key: u32, world: &mut Env<'_>, scratch: &mut Scratch) {
         let game = &self.game;
         let map = &game.map;
-        let n = world.pose.len();
         let regrow = Stream::new(key, stream::REGROW);
         let last = game.regrowth_thresholds.len() - 1;
         for w in 0..scratch.before.len() {
@@ -890,9 +952,9 @@ impl Engine {
                 let threshold = game.regrowth_thresholds[live.min(last)];
                 if regrow.draw(a) < threshold {
                     let cell = map.apple_cells[a as usize];
-                    match world.pose[..n].iter().position(|&p| Pose(p).cell() == cell) {
-                        Some(i) => scratch.ate[i] += 1,
-                        None => world.apples[w] |= 1 << (a & 31),
+                    match scratch.occupant[self.padded(cell)] {
+                        0 => world.apples[w] |= 1 << (a & 31),
+                        eater => scratch.ate[eater as usize - 1] += 1,
                     }
                 }
             }
@@ -911,7 +973,6 @@ impl Engine {
         scratch: &mut Scratch,
     ) -> u32 {
         let game = &self.game;
-        let map = &game.map;
         let n = world.pose.len();
         let (t, tick) = (*world.t, *world.tick);
         let sched = params.schedule;
@@ -922,6 +983,7 @@ impl Engine {
             taxed,
             start,
             end,
+            occupant,
             ..
         } = scratch;
         let cur_apples = &mut world.stats[stats::cur_apples(n)..stats::cur_apples(n) + n];
@@ -951,20 +1013,11 @@ impl Engine {
         }
         let types = &game.types;
         for i in 0..n {
-            let me = Pose(world.pose[i]);
-            let (mr, mc) = ((me.cell() / map.cols) as i32, (me.cell() % map.cols) as i32);
             let mut seen = Share::default();
-            for j in (0..n).filter(|&j| j != i) {
-                let other = Pose(world.pose[j]).cell();
-                let (dr, dc) = (
-                    (other / map.cols) as i32 - mr,
-                    (other % map.cols) as i32 - mc,
-                );
-                if obs::window_position(me.facing(), dr, dc).is_some() {
-                    seen.taxed += i64::from(taxed[j]);
-                    seen.raw += i64::from(ate[j]);
-                }
-            }
+            self.for_each_seen(world.pose, i, occupant, |j, _| {
+                seen.taxed += i64::from(taxed[j]);
+                seen.raw += i64::from(ate[j]);
+            });
             let own = Share {
                 taxed: i64::from(taxed[i]),
                 raw: i64::from(ate[i]),
@@ -1043,7 +1096,8 @@ impl Engine {
                 stats::last_apples(n),
             );
             episode_stats[stats::cur_apples(n)..stats::cur_apples(n) + 2 * n].fill(0);
-            self.reset_world(env, tick + 1, world);
+            self.vacate(world.pose, &mut scratch.occupant);
+            self.reset_world(env, tick + 1, world, &mut scratch.occupant);
             *world.t = 0;
             if game.reset_rates_each_episode {
                 world.rates.fill(0);
@@ -1091,19 +1145,10 @@ impl Engine {
             }
             win[WINDOW_CELLS..].fill(0);
             win[obs::SELF_ROW * obs::WINDOW_COLS + obs::SELF_COL] |= bits::SELF;
-            let (mr, mc) = ((me.cell() / map.cols) as i32, (me.cell() % map.cols) as i32);
-            for j in (0..n).filter(|&j| j != i) {
-                let other = Pose(world.pose[j]);
-                let (dr, dc) = (
-                    (other.cell() / map.cols) as i32 - mr,
-                    (other.cell() % map.cols) as i32 - mc,
-                );
-                if let Some((wr, wc)) = obs::window_position(me.facing(), dr, dc) {
-                    let rel = (other.facing() + 4 - me.facing()) & 3;
-                    win[wr * obs::WINDOW_COLS + wc] |=
-                        bits::OTHER | (rel as u8) << bits::FACING_SHIFT;
-                }
-            }
+            self.for_each_seen(world.pose, i, &scratch.occupant, |j, slot| {
+                let rel = (Pose(world.pose[j]).facing() + 4 - me.facing()) & 3;
+                win[slot] |= bits::OTHER | (rel as u8) << bits::FACING_SHIFT;
+            });
         }
         // The principal's map: the inner grid plus every player with its facing.
         let (rows, cols) = (map.rows as usize, map.cols as usize);

@@ -22,6 +22,20 @@ pub enum Tile {
     InsideSpawn,
 }
 
+impl Tile {
+    /// The map character of the tile.
+    #[must_use]
+    pub const fn glyph(self) -> char {
+        match self {
+            Self::Wall => 'W',
+            Self::Floor => ' ',
+            Self::Apple => 'A',
+            Self::Spawn => 'P',
+            Self::InsideSpawn => 'Q',
+        }
+    }
+}
+
 /// Why a map could not be loaded.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum MapError {
@@ -217,6 +231,59 @@ impl Map {
         &self.neighbours[self.neighbour_offsets[a] as usize..self.neighbour_offsets[a + 1] as usize]
     }
 
+    /// The map repeated `down` times vertically and `across` times horizontally, as ASCII
+    /// (a large economy: apple patches and spawn cells scale with the copies). A map walled
+    /// all round is tiled by its interior and walled once, so that the copies join into
+    /// one open map; any other map repeats whole. The result may exceed the 255 × 255
+    /// limit, which [`Map::parse`] then reports; [`Map::tiled_size`] gives its size first.
+    #[must_use]
+    pub fn tiled_text(&self, down: u32, across: u32) -> String {
+        let (rows, cols) = self.tiled_size(down, across);
+        let ring = u32::from(self.walled());
+        let (inner_rows, inner_cols) = (self.rows - 2 * ring, self.cols - 2 * ring);
+        let mut text = String::with_capacity((rows * (cols + 1)) as usize);
+        for r in 0..rows {
+            for c in 0..cols {
+                let on_ring = ring == 1 && (r == 0 || c == 0 || r == rows - 1 || c == cols - 1);
+                let tile = if on_ring {
+                    Tile::Wall
+                } else {
+                    let (sr, sc) = (
+                        (r - ring) % inner_rows + ring,
+                        (c - ring) % inner_cols + ring,
+                    );
+                    self.tiles[(sr * self.cols + sc) as usize]
+                };
+                text.push(tile.glyph());
+            }
+            text.push('\n');
+        }
+        text
+    }
+
+    /// Rows and columns of [`Map::tiled_text`]`(down, across)`.
+    #[must_use]
+    pub fn tiled_size(&self, down: u32, across: u32) -> (u32, u32) {
+        let ring = 2 * u32::from(self.walled());
+        (
+            (self.rows - ring) * down + ring,
+            (self.cols - ring) * across + ring,
+        )
+    }
+
+    /// Whether every cell on the map's border is a wall (and there is an interior).
+    fn walled(&self) -> bool {
+        let (rows, cols) = (self.rows as i32, self.cols as i32);
+        rows > 2
+            && cols > 2
+            && (0..rows).all(|r| {
+                (0..cols).all(|c| {
+                    let border = r == 0 || c == 0 || r == rows - 1 || c == cols - 1;
+                    !border || self.tile(r, c) == Some(Tile::Wall)
+                })
+            })
+    }
+
     /// The tile at `(row, col)`, or `None` off the grid.
     #[must_use]
     pub fn tile(&self, row: i32, col: i32) -> Option<Tile> {
@@ -278,6 +345,53 @@ mod tests {
             })
         );
         assert_eq!(Map::parse("WPW", 2), Err(MapError::NoApples));
+    }
+
+    #[test]
+    fn a_walled_map_tiles_by_its_interior_inside_one_wall_ring() {
+        let map = Map::parse("WWWWW\nWAPQW\nW A W\nWWWWW", 2).unwrap();
+        let tiled = map.tiled_text(2, 3);
+        assert_eq!(
+            tiled,
+            "WWWWWWWWWWW\n\
+             WAPQAPQAPQW\n\
+             W A  A  A W\n\
+             WAPQAPQAPQW\n\
+             W A  A  A W\n\
+             WWWWWWWWWWW\n"
+        );
+        assert_eq!(map.tiled_size(2, 3), (6, 11));
+        let big = Map::parse(&tiled, 2).unwrap();
+        assert_eq!(big.apples(), 6 * map.apples());
+        assert_eq!(big.spawn_cells.len(), 6 * map.spawn_cells.len());
+        assert_eq!(big.inside_spawn_cells.len(), 6);
+        // The copies join: at radius 3 the apple at (1, 1) counts (1, 4), in the next
+        // copy, beside (2, 2) and (3, 1) in its own.
+        let radius3 = Map::parse(&tiled, 3).unwrap();
+        let a = radius3.apple_index[12] as usize;
+        let neighbours: Vec<u32> = radius3
+            .neighbours_of(a)
+            .iter()
+            .map(|&b| radius3.apple_cells[b as usize])
+            .collect();
+        assert_eq!(neighbours, [15, 24, 34]);
+        assert_eq!(map.tiled_text(1, 1), "WWWWW\nWAPQW\nW A W\nWWWWW\n");
+    }
+
+    #[test]
+    fn a_map_open_on_any_side_repeats_whole() {
+        for text in ["AP\nWW", "WWW\nWAW\nWW ", "A"] {
+            let map = Map::parse(text, 2).unwrap();
+            let tiled = map.tiled_text(2, 2);
+            let rows: Vec<&str> = text.lines().collect();
+            let expected: String = rows
+                .iter()
+                .chain(&rows)
+                .map(|row| format!("{row}{row}\n"))
+                .collect();
+            assert_eq!(tiled, expected, "{text:?}");
+            assert_eq!(map.tiled_size(2, 2), (2 * map.rows, 2 * map.cols));
+        }
     }
 
     /// A map of `rows` × `cols` apple cells.

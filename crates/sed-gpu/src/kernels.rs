@@ -114,7 +114,7 @@ buffers! {
     Stats => ("stats", "u32"),
     /// Scratch: raw apples each player ate this step.
     Ate => ("ate", "u32"),
-    /// Scratch: apple cells eaten this step.
+    /// Scratch: apple cells eaten this step; `regrow` turns it into the apples before it.
     Eaten => ("eaten", "u32"),
     /// Each env's grid of cells (one word per cell, `map_stride` words per env): the
     /// player standing there plus one, or 0. Derived from `State::pose` and kept up to date
@@ -344,7 +344,7 @@ pub const STEP: [KernelSpec; 10] = [
             (B::Occupant, false),
             (B::Apples, true),
             (B::ApplesPrev, true),
-            (B::Eaten, false),
+            (B::Eaten, true),
             (B::Ate, true),
         ],
         threads: Threads::Env,
