@@ -14,7 +14,7 @@
 //! engine boundary), [`features`] (unpacking observations on the device), [`nets`] (the
 //! networks), [`policy`] (sampling, the principal's mask), [`ppo`] (GAE and the loss),
 //! [`adam`] (the optimizer with global gradient clipping), [`trainer`] (the loop),
-//! [`checkpoint`], [`metrics`] and [`session`] (a run's files), [`bench`] (throughput).
+//! [`checkpoint`], [`metrics`] and [`session`] (a run's files), [`bench`] (throughput), [`replay`] (GIFs of episodes).
 //!
 //! Reproducibility: the same seed on the same kind of device gives the same run. On the CPU
 //! path this is exact: the engine, the sampling noise (the counter RNG), the minibatch
@@ -37,5 +37,6 @@ pub mod metrics;
 pub mod nets;
 pub mod policy;
 pub mod ppo;
+pub mod replay;
 pub mod session;
 pub mod trainer;

@@ -1131,6 +1131,44 @@ impl Trainer {
     /// the same world and the same noise) and reports their means over envs and episodes. Taxes follow the
     /// curriculum's current schedule.
     pub fn evaluate(&self, episodes: u32, players: Actor, principal: Actor) -> Result<Evaluation> {
+        let g = &self.run.game.game;
+        let mut sums = std::collections::BTreeMap::<&str, f64>::new();
+        let env = self.play(episodes, players, principal, |env, tick, welfare| {
+            if (tick + 1).is_multiple_of(g.episode_len as u64) {
+                // Every env ended an episode: add its statistics.
+                let stats = env.read_stats()?;
+                for (k, v) in self.social(&stats, welfare) {
+                    *sums.entry(k).or_insert(0.0) += v / episodes as f64;
+                }
+            }
+            Ok(())
+        })?;
+        let l = env.layout();
+        let rates = floats(
+            env.principal_features()
+                .narrow(1, l.players, l.brackets)
+                .mean()
+                .into_data(),
+        )?;
+        let mean = |k: &str| sums.get(k).copied().unwrap_or(0.0);
+        Ok(Evaluation {
+            episodes,
+            apples_per_player: mean("social/apples_per_player"),
+            welfare: mean("social/welfare"),
+            equality: mean("social/equality"),
+            mean_rate: rates[0] as f64,
+        })
+    }
+
+    /// Plays `episodes` whole episodes in fresh envs like [`Trainer::evaluate`], calling
+    /// `after_step(env, tick, objective)` after every step; returns the envs at the end.
+    pub fn play(
+        &self,
+        episodes: u32,
+        players: Actor,
+        principal: Actor,
+        mut after_step: impl FnMut(&mut dyn VecEnv, u64, &Welfare) -> Result<()>,
+    ) -> Result<Box<dyn VecEnv>> {
         let l = self.env.layout();
         let (e, n, b) = (l.num_envs, l.players, l.brackets);
         let r = e * n;
@@ -1142,7 +1180,6 @@ impl Trainer {
         let schedule = self.schedule(self.tick / g.episode_len as u64);
         let (period, round_len) = (g.tax_period as u64, (g.tax_period * g.round_periods) as u64);
         let mut welfare = self.vote();
-        let mut sums = std::collections::BTreeMap::<&str, f64>::new();
         let actions_n = Action::COUNT as usize;
         for tick in 0..episodes as u64 * g.episode_len as u64 {
             if tick.is_multiple_of(round_len) {
@@ -1190,23 +1227,9 @@ impl Trainer {
                 sample((logits + mask).reshape([e * b, CHOICES as usize]), noise)
             };
             env.step(act, choices, &StepParams { schedule, welfare })?;
-            if (tick + 1).is_multiple_of(g.episode_len as u64) {
-                // Every env ended an episode: add its statistics.
-                let stats = env.read_stats()?;
-                for (k, v) in self.social(&stats, &welfare) {
-                    *sums.entry(k).or_insert(0.0) += v / episodes as f64;
-                }
-            }
+            after_step(env.as_mut(), tick, &welfare)?;
         }
-        let rates = floats(env.principal_features().narrow(1, n, b).mean().into_data())?;
-        let mean = |k: &str| sums.get(k).copied().unwrap_or(0.0);
-        Ok(Evaluation {
-            episodes,
-            apples_per_player: mean("social/apples_per_player"),
-            welfare: mean("social/welfare"),
-            equality: mean("social/equality"),
-            mean_rate: rates[0] as f64,
-        })
+        Ok(env)
     }
 }
 

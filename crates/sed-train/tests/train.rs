@@ -408,6 +408,29 @@ fn the_binary_trains_on_the_smoke_config_and_writes_every_output() {
     );
     assert_eq!(read_csv(&dir.join("metrics.csv")).unwrap().len(), 4);
 
+    // The checkpoint plays an episode into a GIF: one frame per 2 steps.
+    let gif = dir.join("replay/episode.gif");
+    let out = sed_train(&[
+        "render",
+        "--run",
+        dir.to_str().unwrap(),
+        "--steps",
+        "8",
+        "--every",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        gif.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(gif_frames(&gif), 4);
+    std::fs::remove_dir_all(dir.join("replay")).unwrap();
+
     // Resuming with another config is refused, and the run is left alone.
     let before = snapshot(&dir);
     let out = sed_train(&[
@@ -439,6 +462,79 @@ fn the_binary_trains_on_the_smoke_config_and_writes_every_output() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("already exists"), "{stderr}");
     assert_eq!(before, snapshot(&dir), "the run directory is untouched");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The frames of a GIF file, each checked to be the file's size.
+fn gif_frames(path: &Path) -> usize {
+    let file = std::fs::File::open(path).expect("the GIF exists");
+    let mut decoder = gif::DecodeOptions::new().read_info(file).expect("a GIF");
+    let (w, h) = (decoder.width(), decoder.height());
+    let mut frames = 0;
+    while let Some(f) = decoder.read_next_frame().expect("a frame") {
+        assert_eq!((f.width, f.height), (w, h));
+        frames += 1;
+    }
+    frames
+}
+
+#[test]
+fn render_writes_a_gif_of_random_play_or_prints_text() {
+    let dir = temp_dir("render");
+    let gif = dir.join("episode.gif");
+    let out = sed_train(&[
+        "render",
+        "--config",
+        "configs/smoke.toml",
+        "--steps",
+        "5",
+        "--scale",
+        "1",
+        "--out",
+        gif.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The reset and each of 5 steps; the smoke map is 7 x 12 cells of 8 pixels, beside
+    // a 128-pixel panel.
+    assert_eq!(gif_frames(&gif), 6);
+    let decoder = gif::DecodeOptions::new()
+        .read_info(std::fs::File::open(&gif).unwrap())
+        .unwrap();
+    assert_eq!(decoder.width(), 12 * 8 + 128);
+    let out = sed_train(&[
+        "render",
+        "--config",
+        "configs/smoke.toml",
+        "--text",
+        "--steps",
+        "2",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert_eq!(stdout.matches("t=").count(), 3, "{stdout}");
+    assert_eq!(stdout.matches("rewards").count(), 2, "{stdout}");
+    for (args, expected) in [
+        (&["--every", "0"][..], "--every 0: must be at least 1"),
+        (&["--scale", "17"][..], "--scale 17: must be in 1..=16"),
+        (&["--steps", "0"][..], "--steps 0: must be at least 1"),
+    ] {
+        let mut all = vec![
+            "render",
+            "--config",
+            "configs/smoke.toml",
+            "--out",
+            gif.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        let out = sed_train(&all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 

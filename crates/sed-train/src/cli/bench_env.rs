@@ -1,5 +1,6 @@
-//! `sed-train bench-env`: env-steps per second of the CPU and GPU engines over batch sizes, every
-//! player's observation written. Prints a table and writes CSV.
+//! `sed-train bench-env`: env-steps and agent-steps per second of the CPU and GPU engines
+//! over batch sizes and players per env, every player's observation written. Prints a
+//! table and writes CSV (with the device, commit and date).
 //!
 //! Actions are random but not timed: the CPU cycles 8 precomputed tables; the GPU binds
 //! one of 8 tables uploaded beforehand, so no host-to-device copy happens in the loop.
@@ -11,6 +12,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use sed_core::config::Game;
 use sed_core::engine::{Engine, StepParams};
 use sed_core::principal::TaxSchedule;
 use sed_core::rng;
@@ -36,6 +38,14 @@ pub struct BenchArgs {
     /// Skip the GPU engine.
     #[arg(long)]
     pub cpu_only: bool,
+    /// Players per env to measure (each resolved like `--set env.players=N`; give
+    /// `--set env.map_tiles=[down,across]` for room) [default: the config's].
+    #[arg(long, value_delimiter = ',')]
+    pub players: Vec<u32>,
+    /// Skip a players × envs point with more agents than this (memory: the observations
+    /// take 124 bytes per agent, twice).
+    #[arg(long, default_value_t = 1 << 24)]
+    pub max_agents: usize,
     /// Where to write the CSV.
     #[arg(long, default_value = "runs/bench/engines.csv")]
     pub csv: PathBuf,
@@ -76,12 +86,88 @@ fn time(
     Ok((n, start.elapsed().as_secs_f64()))
 }
 
+/// The commit of the working tree, if `git` can tell.
+fn commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Env-steps per second of the CPU engine at `envs` envs.
+fn cpu_rate(game: &Game, params: &StepParams, envs: usize, seconds: f64) -> Result<(usize, f64)> {
+    let engine = Engine::new(game.clone(), envs);
+    let (mut state, mut out, mut actions) = (
+        engine.new_state(),
+        engine.new_outputs(),
+        engine.new_actions(),
+    );
+    engine.reset(&mut state, &mut out)?;
+    let tables = action_tables(actions.players.len());
+    time(
+        seconds,
+        |k| {
+            actions.players.copy_from_slice(&tables[k % TABLES]);
+            Ok(engine.step(params, &actions, &mut state, &mut out)?)
+        },
+        || Ok(()),
+    )
+}
+
+/// Env-steps per second of the GPU engine at `envs` envs.
+fn gpu_rate(
+    ctx: &GpuContext,
+    game: &Game,
+    params: &StepParams,
+    envs: usize,
+    seconds: f64,
+) -> Result<(usize, f64)> {
+    let mut engine = GpuEngine::new(ctx, game.clone(), envs)
+        .with_context(|| format!("{envs} envs on the GPU"))?;
+    let per_table = engine.region(Buf::Actions).size;
+    let align = ctx.device.limits().min_storage_buffer_offset_alignment as u64;
+    let stride = per_table.next_multiple_of(align);
+    let all = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("bench actions"),
+        size: stride * TABLES as u64,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    for (k, t) in action_tables(envs * game.players as usize)
+        .iter()
+        .enumerate()
+    {
+        ctx.queue
+            .write_buffer(&all, k as u64 * stride, bytemuck::cast_slice(t));
+    }
+    engine.reset()?;
+    time(
+        seconds,
+        |k| {
+            let region = Region {
+                buffer: all.clone(),
+                offset: (k % TABLES) as u64 * stride,
+                size: per_table,
+            };
+            engine.bind_external(Buf::Actions, region)?;
+            Ok(engine.step(params)?)
+        },
+        || {
+            ctx.device.poll(wgpu::PollType::wait_indefinitely())?;
+            Ok(())
+        },
+    )
+}
+
 pub fn run(args: BenchArgs) -> Result<()> {
-    let resolved = args.config.resolve()?.game;
-    let game = &resolved.game;
-    let params = StepParams {
-        schedule: TaxSchedule::FULL,
-        welfare: resolved.vote(),
+    let base = args.config.resolve()?.game;
+    let players = if args.players.is_empty() {
+        vec![base.game.players]
+    } else {
+        args.players.clone()
     };
     let cpu_name = format!("CPU, {} threads", rayon::current_num_threads());
     let ctx = if args.cpu_only {
@@ -90,95 +176,90 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Some(GpuContext::new()?)
     };
     let gpu_name = ctx.as_ref().map(GpuContext::describe).unwrap_or_default();
-    let mut rows = Vec::new();
+    let (commit, date) = (commit(), chrono::Utc::now().format("%Y-%m-%d").to_string());
+    let map = &base.game.map;
+    let map_size = format!("{}x{}", map.rows, map.cols);
     println!(
-        "{:>8} {:>16} {:>16} {:>9}",
-        "envs", "cpu env-steps/s", "gpu env-steps/s", "gpu/cpu"
+        "map {map_size} ({} apple cells, {} spawn cells); rates in env-steps/s (agent-steps/s = env-steps/s x players)",
+        map.apples(),
+        map.spawn_capacity()
     );
-    for &envs in &args.sizes {
-        let mut cpu_rate = None;
-        if !args.gpu_only {
-            let engine = Engine::new(game.clone(), envs);
-            let (mut state, mut out, mut actions) = (
-                engine.new_state(),
-                engine.new_outputs(),
-                engine.new_actions(),
-            );
-            engine.reset(&mut state, &mut out)?;
-            let tables = action_tables(actions.players.len());
-            let (steps, secs) = time(
-                args.seconds,
-                |k| {
-                    actions.players.copy_from_slice(&tables[k % TABLES]);
-                    Ok(engine.step(&params, &actions, &mut state, &mut out)?)
-                },
-                || Ok(()),
-            )?;
-            let rate = (steps * envs) as f64 / secs;
-            rows.push(("cpu", cpu_name.clone(), envs, steps, secs, rate));
-            cpu_rate = Some(rate);
-        }
-        let mut gpu_rate = None;
-        if let Some(ctx) = &ctx {
-            let mut engine = GpuEngine::new(ctx, game.clone(), envs)
-                .with_context(|| format!("{envs} envs on the GPU"))?;
-            let per_table = engine.region(Buf::Actions).size;
-            let align = ctx.device.limits().min_storage_buffer_offset_alignment as u64;
-            let stride = per_table.next_multiple_of(align);
-            let all = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("bench actions"),
-                size: stride * TABLES as u64,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            for (k, t) in action_tables(envs * game.players as usize)
-                .iter()
-                .enumerate()
-            {
-                ctx.queue
-                    .write_buffer(&all, k as u64 * stride, bytemuck::cast_slice(t));
-            }
-            engine.reset()?;
-            let (steps, secs) = time(
-                args.seconds,
-                |k| {
-                    let region = Region {
-                        buffer: all.clone(),
-                        offset: (k % TABLES) as u64 * stride,
-                        size: per_table,
-                    };
-                    engine.bind_external(Buf::Actions, region)?;
-                    Ok(engine.step(&params)?)
-                },
-                || {
-                    ctx.device.poll(wgpu::PollType::wait_indefinitely())?;
-                    Ok(())
-                },
-            )?;
-            let rate = (steps * envs) as f64 / secs;
-            rows.push(("gpu", gpu_name.clone(), envs, steps, secs, rate));
-            gpu_rate = Some(rate);
-        }
-        let fmt = |r: Option<f64>| r.map(|r| format!("{r:.0}")).unwrap_or_else(|| "-".into());
-        let ratio = match (cpu_rate, gpu_rate) {
-            (Some(c), Some(g)) => format!("{:.2}", g / c),
-            _ => "-".into(),
+    println!(
+        "{:>7} {:>8} {:>14} {:>14} {:>14} {:>14} {:>8}",
+        "players",
+        "envs",
+        "cpu env-st/s",
+        "cpu agent-st/s",
+        "gpu env-st/s",
+        "gpu agent-st/s",
+        "gpu/cpu"
+    );
+    let mut csv = String::from(
+        "engine,device,players,map,envs,steps,seconds,env_steps_per_second,agent_steps_per_second,commit,date\n",
+    );
+    for &n in &players {
+        let resolved = args
+            .config
+            .resolve_with(&[format!("env.players={n}")])
+            .with_context(|| format!("--players {n}"))?
+            .game;
+        let game = &resolved.game;
+        let params = StepParams {
+            schedule: TaxSchedule::FULL,
+            welfare: resolved.vote(),
         };
-        println!(
-            "{envs:>8} {:>16} {:>16} {ratio:>9}",
-            fmt(cpu_rate),
-            fmt(gpu_rate)
-        );
+        for &envs in &args.sizes {
+            if envs * n as usize > args.max_agents {
+                println!(
+                    "{n:>7} {envs:>8}   skipped: {} agents exceed --max-agents {}",
+                    envs * n as usize,
+                    args.max_agents
+                );
+                continue;
+            }
+            let mut rates = [None, None];
+            let engines = [
+                (!args.gpu_only).then_some(("cpu", cpu_name.as_str())),
+                ctx.as_ref().map(|_| ("gpu", gpu_name.as_str())),
+            ];
+            for (slot, engine) in engines.into_iter().enumerate() {
+                let Some((engine, device)) = engine else {
+                    continue;
+                };
+                let (steps, secs) = match &ctx {
+                    Some(ctx) if engine == "gpu" => {
+                        gpu_rate(ctx, game, &params, envs, args.seconds)?
+                    }
+                    _ => cpu_rate(game, &params, envs, args.seconds)?,
+                };
+                let rate = (steps * envs) as f64 / secs;
+                let agents = rate * f64::from(n);
+                writeln!(
+                    csv,
+                    "{engine},\"{device}\",{n},{map_size},{envs},{steps},{secs:.4},{rate:.0},{agents:.0},{commit},{date}"
+                )?;
+                rates[slot] = Some(rate);
+            }
+            let fmt = |r: Option<f64>, k: f64| {
+                r.map(|r| format!("{:.0}", r * k))
+                    .unwrap_or_else(|| "-".into())
+            };
+            let ratio = match rates {
+                [Some(c), Some(g)] => format!("{:.2}", g / c),
+                _ => "-".into(),
+            };
+            let k = f64::from(n);
+            println!(
+                "{n:>7} {envs:>8} {:>14} {:>14} {:>14} {:>14} {ratio:>8}",
+                fmt(rates[0], 1.0),
+                fmt(rates[0], k),
+                fmt(rates[1], 1.0),
+                fmt(rates[1], k)
+            );
+        }
     }
     if !gpu_name.is_empty() {
         println!("gpu: {gpu_name}");
-    }
-    let mut csv = String::from("engine,device,envs,steps,seconds,env_steps_per_second\n");
-    for (engine, device, envs, steps, secs, rate) in rows {
-        writeln!(
-            csv,
-            "{engine},\"{device}\",{envs},{steps},{secs:.4},{rate:.0}"
-        )?;
     }
     if let Some(dir) = args.csv.parent() {
         std::fs::create_dir_all(dir)?;

@@ -1,7 +1,6 @@
 //! `sed-train rollout` steps N envs of the CPU engine with uniformly random player and
 //! principal actions, prints throughput and episode statistics, and writes the resolved
-//! config and a summary into the output directory. `sed-train render` prints a few steps of
-//! one env as text.
+//! config and a summary into the output directory.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -31,18 +30,9 @@ pub struct RolloutArgs {
     threads: Option<usize>,
 }
 
-#[derive(Args)]
-pub struct RenderArgs {
-    #[command(flatten)]
-    config: ConfigArgs,
-    /// Steps to show.
-    #[arg(long, default_value_t = 3)]
-    steps: u32,
-}
-
 /// Fills the action buffers with uniform random actions drawn from the project RNG under
 /// a key of its own, so rollouts are reproducible.
-fn random_actions(actions: &mut Actions, seed: u64, step: u32) {
+pub(super) fn random_actions(actions: &mut Actions, seed: u64, step: u32) {
     let stream = Stream::new(rng::tick_key(rng::run_key(seed) ^ 0xac71_0e5a, 0, step), 0);
     for (i, a) in actions.players.iter_mut().enumerate() {
         *a = stream.below(i as u32, Action::COUNT);
@@ -140,36 +130,5 @@ pub fn rollout(args: RolloutArgs) -> Result<()> {
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     println!("wrote {}", args.out.display());
-    Ok(())
-}
-
-pub fn render(args: RenderArgs) -> Result<()> {
-    let mut resolved = args.config.resolve()?.game;
-    resolved.num_envs = 1;
-    let engine = Engine::new(resolved.game.clone(), 1);
-    let (mut state, mut out, mut actions) = (
-        engine.new_state(),
-        engine.new_outputs(),
-        engine.new_actions(),
-    );
-    engine.reset(&mut state, &mut out)?;
-    let params = StepParams {
-        schedule: resolved.schedule(0),
-        welfare: resolved.vote(),
-    };
-    let layout = engine.layout();
-    print!(
-        "{}",
-        sed_core::render::render(&resolved.game.map, &layout, &state, 0)
-    );
-    for step in 0..args.steps {
-        random_actions(&mut actions, resolved.config.seed, step);
-        engine.step(&params, &actions, &mut state, &mut out)?;
-        println!("rewards {:?}", out.reward);
-        print!(
-            "{}",
-            sed_core::render::render(&resolved.game.map, &layout, &state, 0)
-        );
-    }
     Ok(())
 }

@@ -12,6 +12,7 @@ mod bench;
 mod bench_env;
 mod engine;
 mod eval;
+mod render;
 mod train;
 
 #[derive(Parser)]
@@ -42,8 +43,8 @@ enum Command {
     Devices,
     /// Step many envs with random actions; print throughput and episode statistics.
     Rollout(engine::RolloutArgs),
-    /// Print one env as text for a few steps of random actions.
-    Render(engine::RenderArgs),
+    /// One env's episode as an animated GIF (random play, or a run's checkpoint); --text prints steps.
+    Render(render::RenderArgs),
 }
 
 /// The config file and its overrides, shared by every subcommand.
@@ -129,7 +130,7 @@ pub fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::Rollout(args)) => engine::rollout(args),
-        Some(Command::Render(args)) => engine::render(args),
+        Some(Command::Render(args)) => render::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
