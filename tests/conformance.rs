@@ -127,6 +127,41 @@ fn regrowth_counts_neighbours_two_steps_back() {
     );
 }
 
+/// A cell regrows when its draw is strictly below the threshold `p · 2³²` (SPEC §2, the
+/// counter RNG): probabilities set so that the threshold equals the cell's draw this step,
+/// then one more, show the edge.
+#[test]
+fn regrowth_needs_a_draw_strictly_below_the_threshold() {
+    use sed_core::rng::{self, Stream, stream};
+    let base = resolved("apple_picking.toml", &[]);
+    let map = base.game.map.clone();
+    let a = 0u32;
+    let key = rng::tick_key(base.game.run_key, 0, 0);
+    let draw = Stream::new(key, stream::REGROW).draw(a);
+    for (threshold, regrows) in [(draw, false), (draw + 1, true)] {
+        let p = f64::from(threshold) / 4_294_967_296.0;
+        let mut sim = Sim::new(
+            resolved(
+                "apple_picking.toml",
+                &[&format!("env.regrowth_probabilities=[{p:e}]")],
+            ),
+            1,
+        );
+        assert_eq!(sim.resolved.game.regrowth_thresholds, [threshold]);
+        sim.park_all();
+        for b in 0..map.apples() as u32 {
+            sim.set_apple_prev(0, b, b != a);
+            sim.set_apple(0, b, b != a);
+        }
+        sim.step();
+        assert_eq!(
+            sim.apple_live(0, a),
+            regrows,
+            "threshold {threshold}, draw {draw}"
+        );
+    }
+}
+
 #[test]
 fn players_zero_and_one_get_the_two_q_cells_in_a_random_order() {
     let envs = 2000;

@@ -9,7 +9,8 @@ use sed_core::engine::EngineError;
 #[test]
 fn out_of_range_actions_are_errors() {
     let mut sim = Sim::new(resolved("smoke.toml", &[]), 2);
-    sim.actions.players[4] = 7;
+    // Flat index 5 of 2 envs × 3 players: env 1, player 2.
+    sim.actions.players[5] = 7;
     let err = sim
         .engine
         .step(&sim.params, &sim.actions, &mut sim.state, &mut sim.out)
@@ -18,11 +19,11 @@ fn out_of_range_actions_are_errors() {
         err,
         EngineError::PlayerAction {
             env: 1,
-            player: 1,
+            player: 2,
             value: 7
         }
     );
-    sim.actions.players[4] = 0;
+    sim.actions.players[5] = 0;
     sim.actions.principal[5] = 12;
     let err = sim
         .engine

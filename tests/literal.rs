@@ -328,3 +328,35 @@ fn players_spawn_facing_each_direction_about_a_quarter_of_the_time() {
         }
     }
 }
+
+#[test]
+fn a_move_off_an_open_map_is_refused_and_moves_along_its_edges_succeed() {
+    use Action::*;
+    // A 3 × 3 map with no wall round it: only the grid's edge stops these moves.
+    let mut config = sed_core::config::Config::default();
+    config.env.map = Some("PAP\nA A\nPAP".into());
+    config.env.players = 1;
+    let mut sim = Sim::new(config.resolve().expect("open map"), 1);
+    let north = facing::NORTH;
+    // (from row, col, action, to row, col)
+    let cases = [
+        (0, 0, Forward, 0, 0),
+        (0, 0, StepLeft, 0, 0),
+        (2, 2, Backward, 2, 2),
+        (2, 2, StepRight, 2, 2),
+        (0, 2, StepLeft, 0, 1),
+        (2, 0, Forward, 1, 0),
+        (1, 2, StepLeft, 1, 1),
+        (0, 1, Backward, 1, 1),
+    ];
+    for (r, c, action, to_r, to_c) in cases {
+        sim.place(0, 0, r, c, north);
+        sim.actions.players[0] = action as u32;
+        sim.step();
+        assert_eq!(
+            sim.pose(0, 0),
+            (to_r, to_c, north),
+            "{action:?} from ({r}, {c})"
+        );
+    }
+}
