@@ -28,6 +28,7 @@
 pub mod adam;
 pub mod bench;
 pub mod bridge;
+pub mod chart;
 pub mod checkpoint;
 pub mod config;
 pub mod device;

@@ -465,6 +465,58 @@ fn the_binary_trains_on_the_smoke_config_and_writes_every_output() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn plot_draws_runs_and_groups_the_seeds_of_one_setting() {
+    let dir = temp_dir("plot");
+    for (name, seed) in [("a-s1", "1"), ("a-s2", "2"), ("b", "1")] {
+        let mut args = vec![
+            "--config",
+            "configs/smoke.toml",
+            "--total-steps",
+            "320",
+            "--set",
+            "train.sampling_horizon=20",
+            "--seed",
+            seed,
+            "--device",
+            "cpu",
+        ];
+        if name == "b" {
+            args.extend_from_slice(&["--set", "tax.enabled=false"]);
+        }
+        let out_dir = dir.join("sweep").join(name);
+        args.extend_from_slice(&["--out", out_dir.to_str().unwrap()]);
+        let out = sed_train(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let png = dir.join("plots.png");
+    let out = sed_train(&[
+        "plot",
+        dir.join("sweep").to_str().unwrap(),
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Seven metrics and three brackets' rates, three charts to a row of 520 x 360 each.
+    assert!(stdout.contains("3 runs in 2 series, 10 charts"), "{stdout}");
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
+    let info = decoder.read_info().unwrap().info().clone();
+    assert_eq!((info.width, info.height), (3 * 520, 4 * 360));
+    let out = sed_train(&["plot", dir.join("nothing-here").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such directory"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// The frames of a GIF file, each checked to be the file's size.
 fn gif_frames(path: &Path) -> usize {
     let file = std::fs::File::open(path).expect("the GIF exists");

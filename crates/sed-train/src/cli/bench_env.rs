@@ -17,6 +17,7 @@ use sed_core::engine::{Engine, StepParams};
 use sed_core::principal::TaxSchedule;
 use sed_core::rng;
 use sed_gpu::{Buf, GpuContext, GpuEngine, Region};
+use sed_train::chart::{Chart, Series, write_png};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -49,6 +50,10 @@ pub struct BenchArgs {
     /// Where to write the CSV.
     #[arg(long, default_value = "runs/bench/engines.csv")]
     pub csv: PathBuf,
+    /// Where to draw the charts (PNG): env-steps/s against envs and, over several
+    /// `--players`, agent-steps/s against players; log axes.
+    #[arg(long, default_value = "runs/bench/engines.png")]
+    pub plot: PathBuf,
 }
 
 const TABLES: usize = 8;
@@ -197,6 +202,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut csv = String::from(
         "engine,device,players,map,envs,steps,seconds,env_steps_per_second,agent_steps_per_second,commit,date\n",
     );
+    let mut measured: Vec<Measured> = Vec::new();
     for &n in &players {
         let resolved = args
             .config
@@ -239,6 +245,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     "{engine},\"{device}\",{n},{map_size},{envs},{steps},{secs:.4},{rate:.0},{agents:.0},{commit},{date}"
                 )?;
                 rates[slot] = Some(rate);
+                measured.push((engine, n, envs, rate));
             }
             let fmt = |r: Option<f64>, k: f64| {
                 r.map(|r| format!("{:.0}", r * k))
@@ -266,5 +273,69 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     sed_train::checkpoint::write_atomic(&args.csv, csv.as_bytes())?;
     println!("wrote {}", args.csv.display());
+    let mut charts = vec![Chart {
+        title: format!("engine throughput, map {map_size}"),
+        x_label: "envs".into(),
+        y_label: "env-steps/s".into(),
+        log_x: true,
+        log_y: true,
+        series: lines(
+            &measured,
+            |&(e, n, _, _)| (e, n),
+            |&(_, _, envs, rate)| (envs as f64, rate),
+            |(e, n)| format!("{e}, {n} players"),
+        ),
+    }];
+    if players.len() > 1 {
+        charts.push(Chart {
+            title: "cost against players per env".into(),
+            x_label: "players per env".into(),
+            y_label: "agent-steps/s".into(),
+            log_x: true,
+            log_y: true,
+            series: lines(
+                &measured,
+                |&(e, _, envs, _)| (e, envs as u32),
+                |&(_, n, _, rate)| (f64::from(n), rate * f64::from(n)),
+                |(e, envs)| format!("{e}, {envs} envs"),
+            ),
+        });
+    }
+    write_png(&args.plot, &charts, charts.len(), (640, 440))?;
+    println!("wrote {}", args.plot.display());
     Ok(())
+}
+
+/// One measurement: engine, players per env, envs, env-steps/s.
+type Measured = (&'static str, u32, usize, f64);
+
+/// One series per `key` of the measured points, each point `(x, y)` from `point`.
+fn lines<K: PartialEq + Copy>(
+    measured: &[Measured],
+    key: impl Fn(&Measured) -> (&'static str, K),
+    point: impl Fn(&Measured) -> (f64, f64),
+    label: impl Fn((&str, K)) -> String,
+) -> Vec<Series> {
+    let mut keys: Vec<(&str, K)> = Vec::new();
+    for m in measured {
+        let k = key(m);
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    keys.into_iter()
+        .map(|k| {
+            let mut points: Vec<(f64, f64)> = measured
+                .iter()
+                .filter(|m| key(m) == k)
+                .map(&point)
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series {
+                label: label(k),
+                points,
+                band: Vec::new(),
+            }
+        })
+        .collect()
 }

@@ -12,6 +12,7 @@ mod bench;
 mod bench_env;
 mod engine;
 mod eval;
+mod plot;
 mod render;
 mod train;
 
@@ -39,6 +40,8 @@ enum Command {
     BenchEnv(bench_env::BenchArgs),
     /// Evaluate a run's latest checkpoint against random players and a no-tax principal.
     Eval(eval::EvalArgs),
+    /// Learning curves and social metrics of runs (seeds of one setting: mean and spread), one PNG.
+    Plot(plot::PlotArgs),
     /// List the wgpu adapters and what `--device auto` picks.
     Devices,
     /// Step many envs with random actions; print throughput and episode statistics.
@@ -131,6 +134,7 @@ pub fn main() -> ExitCode {
         }
         Some(Command::Rollout(args)) => engine::rollout(args),
         Some(Command::Render(args)) => render::run(args),
+        Some(Command::Plot(args)) => plot::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
