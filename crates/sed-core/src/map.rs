@@ -349,24 +349,26 @@ mod tests {
 
     #[test]
     fn a_walled_map_tiles_by_its_interior_inside_one_wall_ring() {
-        let map = Map::parse("WWWWW\nWAPQW\nW A W\nWWWWW", 2).unwrap();
+        let map = Map::parse("WWWWW\nWAPQW\nW A W\nW  AW\nWWWWW", 2).unwrap();
         let tiled = map.tiled_text(2, 3);
         assert_eq!(
             tiled,
             "WWWWWWWWWWW\n\
              WAPQAPQAPQW\n\
              W A  A  A W\n\
+             W  A  A  AW\n\
              WAPQAPQAPQW\n\
              W A  A  A W\n\
+             W  A  A  AW\n\
              WWWWWWWWWWW\n"
         );
-        assert_eq!(map.tiled_size(2, 3), (6, 11));
+        assert_eq!(map.tiled_size(2, 3), (8, 11));
         let big = Map::parse(&tiled, 2).unwrap();
         assert_eq!(big.apples(), 6 * map.apples());
         assert_eq!(big.spawn_cells.len(), 6 * map.spawn_cells.len());
         assert_eq!(big.inside_spawn_cells.len(), 6);
-        // The copies join: at radius 3 the apple at (1, 1) counts (1, 4), in the next
-        // copy, beside (2, 2) and (3, 1) in its own.
+        // The copies join: at radius 3 the apple at (1, 1) counts (1, 4) and (4, 1), in the
+        // next copies, beside (2, 2) and (3, 3) in its own.
         let radius3 = Map::parse(&tiled, 3).unwrap();
         let a = radius3.apple_index[12] as usize;
         let neighbours: Vec<u32> = radius3
@@ -374,8 +376,8 @@ mod tests {
             .iter()
             .map(|&b| radius3.apple_cells[b as usize])
             .collect();
-        assert_eq!(neighbours, [15, 24, 34]);
-        assert_eq!(map.tiled_text(1, 1), "WWWWW\nWAPQW\nW A W\nWWWWW\n");
+        assert_eq!(neighbours, [15, 24, 36, 45]);
+        assert_eq!(map.tiled_text(1, 1), "WWWWW\nWAPQW\nW A W\nW  AW\nWWWWW\n");
     }
 
     #[test]

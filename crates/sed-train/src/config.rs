@@ -100,6 +100,11 @@ pub struct TrainConfig {
     pub players: PpoConfig,
     /// The principal's PPO (its `gamma` discounts per tax period).
     pub principal: PpoConfig,
+    /// A fixed tax instead of a learned principal: on every decision step each bracket's
+    /// rate is set to this value (in [0, 1], a multiple of 0.1), within the curriculum's
+    /// cap and the divergence bound like any choice; the principal does not learn.
+    /// Absent: the principal learns.
+    pub fixed_rate: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -113,6 +118,7 @@ impl Default for TrainConfig {
             keep_checkpoints: 3,
             players: PpoConfig::default(),
             principal: PpoConfig::default(),
+            fixed_rate: None,
         }
     }
 }
@@ -247,6 +253,15 @@ impl RunConfig {
         }
         train.players.validate("players")?;
         train.principal.validate("principal")?;
+        if let Some(rate) = train.fixed_rate {
+            let tenths = rate * 10.0;
+            if !(0.0..=1.0).contains(&rate) || (tenths - tenths.round()).abs() > 1e-9 {
+                return Err(invalid(
+                    "train.fixed_rate",
+                    format!("{rate} is not one of 0, 0.1, ..., 1"),
+                ));
+            }
+        }
         let rows = game.num_envs as u64 * game.game.players as u64 * train.sampling_horizon as u64;
         if (train.players.minibatches as u64) > rows {
             return Err(invalid(
@@ -268,6 +283,13 @@ impl RunConfig {
             ));
         }
         Ok(Self { game, train })
+    }
+
+    /// The fixed tax's choice per bracket head (the rate in tenths), if the principal is
+    /// replaced by one.
+    #[must_use]
+    pub fn fixed_choice(&self) -> Option<u32> {
+        self.train.fixed_rate.map(|r| (r * 10.0).round() as u32)
     }
 
     /// Iterations of the run.

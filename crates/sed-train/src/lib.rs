@@ -33,6 +33,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod device;
 pub mod env;
+pub mod experiment;
 pub mod features;
 pub mod metrics;
 pub mod nets;

@@ -53,6 +53,7 @@ pub const COLUMNS: &[&str] = &[
     "social/gini",
     "social/eta",
     "social/welfare",
+    "social/welfare_voted",
     "social/tax_revenue",
     "perf/agent_steps_per_second",
     "perf/env_seconds",

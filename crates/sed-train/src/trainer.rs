@@ -30,6 +30,7 @@ use sed_core::engine::StepParams;
 use sed_core::principal::{CHOICES, CurriculumMode, KEEP, TaxSchedule};
 use sed_core::stats;
 use sed_core::types::Action;
+use sed_core::voting::SocialChoice as _;
 use sed_core::welfare::Welfare;
 
 use crate::adam::Adam;
@@ -149,6 +150,8 @@ pub struct Trainer {
     episode_return: Tensor<1>,
     round_return: Tensor<1>,
     keep: Tensor<1, Int>,
+    /// The fixed tax's choices, `[envs · brackets]`, when it replaces the principal.
+    fixed: Option<Tensor<1, Int>>,
     host_reads: u64,
     elapsed: f64,
     profile: Option<Profile>,
@@ -302,6 +305,9 @@ impl Trainer {
             episode_return: Tensor::zeros([l.num_envs * l.players], &dev),
             round_return: Tensor::zeros([l.num_envs], &dev),
             keep: Tensor::full([l.num_envs * l.brackets], KEEP as i32, &dev),
+            fixed: run
+                .fixed_choice()
+                .map(|c| Tensor::full([l.num_envs * l.brackets], c as i32, &dev)),
             host_reads: 0,
             elapsed: 0.0,
             profile: None,
@@ -468,7 +474,9 @@ impl Trainer {
             values.push(value);
 
             let decides = t.is_multiple_of(period) && schedule.principal_learns;
-            let choices = if decides {
+            let choices = if decides && let Some(fixed) = &self.fixed {
+                fixed.clone()
+            } else if decides {
                 let k = dsteps.len();
                 let words = self.env.principal_map();
                 map_buf = map_buf
@@ -975,7 +983,10 @@ impl Trainer {
         }
         let unit = sed_core::reward::apple_unit(n as u32) as f64;
         let post_tax = self.run.game.game.welfare_of == sed_core::config::WelfareOf::PostTaxIncome;
-        let mut w = 0.0;
+        // The objective the players' types vote for by the paper's mean, whatever the
+        // principal serves, so that runs with other objectives compare on it.
+        let voted = sed_core::voting::MeanVote.choose(&self.run.game.game.types.selfishness, None);
+        let (mut w, mut w_voted) = (0.0, 0.0);
         for env in stats
             .chunks_exact(stats::len(n))
             .filter(|s| s[stats::EPISODES] > 0)
@@ -992,6 +1003,7 @@ impl Trainer {
                     .collect()
             };
             w += welfare.eval(&u);
+            w_voted += voted.eval(&u);
         }
         let gini = if n > 1 {
             (1.0 - s.equality) * (n as f64 - 1.0) / n as f64
@@ -1005,6 +1017,7 @@ impl Trainer {
             ("social/equality", s.equality),
             ("social/gini", gini),
             ("social/welfare", w / s.envs as f64),
+            ("social/welfare_voted", w_voted / s.envs as f64),
             ("social/tax_revenue", s.tax_revenue),
         ]
     }
@@ -1202,6 +1215,8 @@ impl Trainer {
             let decision = tick.is_multiple_of(period) && schedule.principal_learns;
             let choices = if !decision {
                 self.keep.clone()
+            } else if let (Actor::Trained, Some(fixed)) = (principal, &self.fixed) {
+                fixed.clone()
             } else {
                 let mask = choice_mask(
                     features.clone().narrow(1, n, b),

@@ -506,14 +506,92 @@ fn plot_draws_runs_and_groups_the_seeds_of_one_setting() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Seven metrics and three brackets' rates, three charts to a row of 520 x 360 each.
-    assert!(stdout.contains("3 runs in 2 series, 10 charts"), "{stdout}");
+    // Eight metrics and three brackets' rates, three charts to a row of 520 x 360 each.
+    assert!(stdout.contains("3 runs in 2 series, 11 charts"), "{stdout}");
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
     let info = decoder.read_info().unwrap().info().clone();
     assert_eq!((info.width, info.height), (3 * 520, 4 * 360));
     let out = sed_train(&["plot", dir.join("nothing-here").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such directory"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_experiment_trains_every_arm_and_seed_then_draws_its_figures() {
+    let dir = temp_dir("experiment");
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let file = dir.join("tiny.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "question = \"Does a flat tax change anything?\"\n\
+             config = {:?}\n\
+             seeds = [1, 2]\n\
+             set = [\"train.total_steps=160\", \"train.sampling_horizon=20\"]\n\
+             [[arm]]\nname = \"learned\"\n\
+             [[arm]]\nname = \"fixed-30\"\nset = [\"train.fixed_rate=0.3\"]\n",
+            root.join("configs/smoke.toml").display().to_string()
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.join("out");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "experiment",
+            file.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ];
+        args.extend_from_slice(extra);
+        sed_train(&args)
+    };
+    let out = run(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("tiny: Does a flat tax change anything?"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("4 runs in 2 series"), "{stdout}");
+    for arm in ["learned", "fixed-30"] {
+        for seed in [1, 2] {
+            let run_dir = out_dir.join(format!("tiny/{arm}/seed-{seed}"));
+            let config = std::fs::read_to_string(run_dir.join("config.toml")).unwrap();
+            assert!(config.contains(&format!("seed = {seed}")), "{config}");
+            assert_eq!(config.contains("fixed_rate = 0.3"), arm == "fixed-30");
+        }
+    }
+    assert!(out_dir.join("tiny/figures.png").is_file());
+    // Run again: every run is finished, so nothing trains and the figures are redrawn.
+    let rows = |arm: &str| {
+        read_csv(&out_dir.join(format!("tiny/{arm}/seed-1/metrics.csv")))
+            .unwrap()
+            .len()
+    };
+    let before = rows("learned");
+    let out = run(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(rows("learned"), before);
+    // A bad override is refused before anything trains.
+    let out = run(&["--set", "train.fixed_rate=0.35"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("train.fixed_rate") && stderr.contains("0.35"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 

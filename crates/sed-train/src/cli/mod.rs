@@ -12,6 +12,7 @@ mod bench;
 mod bench_env;
 mod engine;
 mod eval;
+mod experiment;
 mod plot;
 mod render;
 mod train;
@@ -40,6 +41,8 @@ enum Command {
     BenchEnv(bench_env::BenchArgs),
     /// Evaluate a run's latest checkpoint against random players and a no-tax principal.
     Eval(eval::EvalArgs),
+    /// Train every arm of experiments (configs/experiments/) on every seed, then draw the figures.
+    Experiment(experiment::ExperimentArgs),
     /// Learning curves and social metrics of runs (seeds of one setting: mean and spread), one PNG.
     Plot(plot::PlotArgs),
     /// List the wgpu adapters and what `--device auto` picks.
@@ -135,6 +138,7 @@ pub fn main() -> ExitCode {
         Some(Command::Rollout(args)) => engine::rollout(args),
         Some(Command::Render(args)) => render::run(args),
         Some(Command::Plot(args)) => plot::run(args),
+        Some(Command::Experiment(args)) => experiment::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

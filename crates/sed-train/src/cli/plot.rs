@@ -18,16 +18,17 @@ use sed_train::session::InputError;
 pub struct PlotArgs {
     /// Run directories, or directories of runs.
     #[arg(required = true)]
-    runs: Vec<PathBuf>,
+    pub runs: Vec<PathBuf>,
     /// Where to write the PNG [default: plots.png in the first directory given].
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub out: Option<PathBuf>,
 }
 
 /// The metrics drawn, with their titles; then one chart per bracket's rate.
 const METRICS: &[(&str, &str)] = &[
     ("charts/episodic_return", "players' episodic return"),
-    ("social/welfare", "welfare under the objective"),
+    ("social/welfare_voted", "welfare under the voted objective"),
+    ("social/welfare", "welfare under the run's objective"),
     ("social/apples_per_player", "apples per player per episode"),
     ("social/gini", "Gini of apples (0 = equal)"),
     ("social/apples_left", "apples alive at episode end"),
@@ -127,10 +128,16 @@ pub fn run(args: PlotArgs) -> Result<()> {
     for run in &runs {
         let key = setting(run)?;
         let rows = read_csv(&run.join("metrics.csv"))?;
-        let name = run
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        // A run named `seed-N` (an experiment's) goes by its arm, the directory above.
+        let name_of = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let mut name = name_of(run);
+        if name.starts_with("seed-") {
+            name = run.parent().map(name_of).unwrap_or(name);
+        }
         match groups.iter_mut().find(|g| g.0 == key) {
             Some(g) => g.2.push(rows),
             None => groups.push((key, name, vec![rows])),
