@@ -382,7 +382,14 @@ mod tests {
 
     #[test]
     fn a_map_open_on_any_side_repeats_whole() {
-        for text in ["AP\nWW", "WWW\nWAW\nWW ", "A"] {
+        // One open cell in the middle of each side in turn, then a map of one cell.
+        for text in [
+            "W W\nWAW\nWWW",
+            "WWW\n AW\nWWW",
+            "WWW\nWAW\nW W",
+            "WWW\nWA \nWWW",
+            "A",
+        ] {
             let map = Map::parse(text, 2).unwrap();
             let tiled = map.tiled_text(2, 2);
             let rows: Vec<&str> = text.lines().collect();

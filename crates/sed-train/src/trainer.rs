@@ -124,10 +124,14 @@ pub struct Evaluation {
     pub episodes: u32,
     /// Raw apples per player per episode.
     pub apples_per_player: f64,
-    /// The voted objective on each episode's per-player totals.
+    /// The run's objective on each episode's per-player totals.
     pub welfare: f64,
+    /// The objective the players' types vote for by the mean (`social/welfare_voted`).
+    pub welfare_voted: f64,
     /// 1 − Gini of post-tax incomes.
     pub equality: f64,
+    /// Apples alive at the end of an episode.
+    pub apples_left: f64,
     /// Mean tax rate over brackets and envs at the end.
     pub mean_rate: f64,
 }
@@ -1168,7 +1172,9 @@ impl Trainer {
             episodes,
             apples_per_player: mean("social/apples_per_player"),
             welfare: mean("social/welfare"),
+            welfare_voted: mean("social/welfare_voted"),
             equality: mean("social/equality"),
+            apples_left: mean("social/apples_left"),
             mean_rate: rates[0] as f64,
         })
     }

@@ -408,6 +408,45 @@ fn the_binary_trains_on_the_smoke_config_and_writes_every_output() {
     );
     assert_eq!(read_csv(&dir.join("metrics.csv")).unwrap().len(), 4);
 
+    // The checkpoint against the baselines, on the same worlds: a JSON of five rows.
+    let out = sed_train(&[
+        "eval",
+        dir.to_str().unwrap(),
+        "--episodes",
+        "1",
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("eval.json")).unwrap()).unwrap();
+    let results = report["results"].as_array().unwrap();
+    let names: Vec<&str> = results
+        .iter()
+        .map(|r| r["policies"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "trained / trained",
+            "trained / no tax",
+            "trained / fixed 30%",
+            "uniform random / trained",
+            "uniform random / uniform random"
+        ]
+    );
+    let metric = |row: usize, key: &str| results[row]["metrics"][key].as_f64().unwrap();
+    // No tax leaves every rate at 0; the fixed tax sets them all to 0.3 (the smoke game
+    // has no curriculum).
+    assert_eq!(metric(1, "mean_rate"), 0.0);
+    assert!((metric(2, "mean_rate") - 0.3).abs() < 1e-6);
+    assert!(metric(0, "apples_per_player") > 0.0);
+    std::fs::remove_file(dir.join("eval.json")).unwrap();
+
     // The checkpoint plays an episode into a GIF: one frame per 2 steps.
     let gif = dir.join("replay/episode.gif");
     let out = sed_train(&[
