@@ -602,3 +602,49 @@ fn sampling_noise_matches_the_cpu_bit_for_bit() {
         }
     }
 }
+
+#[test]
+fn a_timed_step_times_each_kernel_and_steps_like_any_other() {
+    let mut cpu = Sim::new(resolved("smoke.toml", &[]), 4);
+    let gpu = GpuEngine::new(context(), cpu.resolved.game.clone(), 4).expect("GPU engine");
+    gpu.reset().unwrap();
+    let l = cpu.engine.layout();
+    let supported = context()
+        .device
+        .features()
+        .contains(wgpu::Features::TIMESTAMP_QUERY);
+    for step in 0..3u32 {
+        for (i, a) in cpu.actions.players.iter_mut().enumerate() {
+            *a = sed_core::rng::mix(step << 16 ^ i as u32) % 7;
+        }
+        gpu.write_actions(&cpu.actions);
+        cpu.step();
+        match gpu.step_timed(&cpu.params).unwrap() {
+            Some(times) => {
+                assert!(supported);
+                let names: Vec<&str> = times.iter().map(|t| t.0).collect();
+                let expected: Vec<&str> = sed_gpu::kernels::STEP.iter().map(|k| k.name).collect();
+                assert_eq!(names, expected);
+                assert!(
+                    times.iter().all(|t| t.1.is_finite() && t.1 >= 0.0),
+                    "{times:?}"
+                );
+                assert!(times.iter().map(|t| t.1).sum::<f64>() > 0.0, "{times:?}");
+            }
+            None => {
+                // Without timestamp queries the call takes no step: take it plainly.
+                assert!(!supported);
+                gpu.step(&cpu.params).unwrap();
+            }
+        }
+        compare(
+            step as i64,
+            &l,
+            &cpu.state,
+            &cpu.out,
+            &gpu.read_state().unwrap(),
+            &gpu.read_outputs().unwrap(),
+        );
+    }
+    eprintln!("timestamp queries on {}: {supported}", context().describe());
+}

@@ -511,7 +511,15 @@ impl GpuEngine {
         Ok(())
     }
 
-    fn encode(&self, inputs: &[(Buf, &Region)], kernels: &[&Kernel]) -> wgpu::CommandBuffer {
+    /// One submit's commands: the input copies, `kernels` in one compute pass (or, with a
+    /// query set, each in a pass of its own with timestamps `2i` and `2i + 1` at its start
+    /// and end), then the mirror copies.
+    fn encode(
+        &self,
+        inputs: &[(Buf, &Region)],
+        kernels: &[&Kernel],
+        timestamps: Option<&wgpu::QuerySet>,
+    ) -> wgpu::CommandBuffer {
         let mut encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -527,15 +535,33 @@ impl GpuEngine {
                 dst.size,
             );
         }
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("sed-gpu"),
-                timestamp_writes: None,
-            });
-            for k in kernels {
-                pass.set_pipeline(&k.pipeline);
-                pass.set_bind_group(0, &k.bind_group, &[]);
-                pass.dispatch_workgroups(k.groups.0, k.groups.1, 1);
+        let dispatch = |pass: &mut wgpu::ComputePass<'_>, k: &Kernel| {
+            pass.set_pipeline(&k.pipeline);
+            pass.set_bind_group(0, &k.bind_group, &[]);
+            pass.dispatch_workgroups(k.groups.0, k.groups.1, 1);
+        };
+        match timestamps {
+            None => {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("sed-gpu"),
+                    timestamp_writes: None,
+                });
+                for k in kernels {
+                    dispatch(&mut pass, k);
+                }
+            }
+            Some(query_set) => {
+                for (i, k) in kernels.iter().enumerate() {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(k.spec.name),
+                        timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                            query_set,
+                            beginning_of_pass_write_index: Some(2 * i as u32),
+                            end_of_pass_write_index: Some(2 * i as u32 + 1),
+                        }),
+                    });
+                    dispatch(&mut pass, k);
+                }
             }
         }
         for (buf, dst) in &self.mirrors {
@@ -561,7 +587,7 @@ impl GpuEngine {
         let kernels: Vec<&Kernel> = std::iter::once(&self.reset_all)
             .chain(&self.observe)
             .collect();
-        self.queue.submit([self.encode(&[], &kernels)]);
+        self.queue.submit([self.encode(&[], &kernels, None)]);
         Ok(())
     }
 
@@ -592,8 +618,60 @@ impl GpuEngine {
         }
         self.write_params(params)?;
         let kernels: Vec<&Kernel> = self.step.iter().collect();
-        self.queue.submit([self.encode(inputs, &kernels)]);
+        self.queue.submit([self.encode(inputs, &kernels, None)]);
         Ok(())
+    }
+
+    /// Steps every env once like [`GpuEngine::step`], but each kernel in a compute pass of
+    /// its own between two GPU timestamps, and waits for the device: returns each kernel's
+    /// name and time in nanoseconds, in step order. `None` (and no step taken) when the
+    /// adapter has no timestamp queries (`wgpu::Features::TIMESTAMP_QUERY`).
+    pub fn step_timed(
+        &self,
+        params: &StepParams,
+    ) -> Result<Option<Vec<(&'static str, f64)>>, GpuError> {
+        if !self
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
+            return Ok(None);
+        }
+        let count = 2 * self.step.len() as u32;
+        let query_set = self.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("kernel times"),
+            ty: wgpu::QueryType::Timestamp,
+            count,
+        });
+        let resolved = Region {
+            buffer: self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("kernel times"),
+                size: 8 * u64::from(count),
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }),
+            offset: 0,
+            size: 8 * u64::from(count),
+        };
+        self.write_params(params)?;
+        let kernels: Vec<&Kernel> = self.step.iter().collect();
+        let commands = self.encode(&[], &kernels, Some(&query_set));
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("kernel times"),
+            });
+        encoder.resolve_query_set(&query_set, 0..count, &resolved.buffer, 0);
+        self.queue.submit([commands, encoder.finish()]);
+        let ticks: Vec<u64> = self.read_region(&resolved)?;
+        let ns_per_tick = f64::from(self.queue.get_timestamp_period());
+        Ok(Some(
+            kernels
+                .iter()
+                .zip(ticks.chunks_exact(2))
+                .map(|(k, t)| (k.spec.name, t[1].saturating_sub(t[0]) as f64 * ns_per_tick))
+                .collect(),
+        ))
     }
 
     /// Uploads a whole state and set of outputs (e.g. from a checkpoint), as the engine's
@@ -628,7 +706,7 @@ impl GpuEngine {
         up(Buf::Truncated, c(&out.truncated));
         up(Buf::Flags, c(&out.flags));
         if !self.mirrors.is_empty() {
-            self.queue.submit([self.encode(&[], &[])]);
+            self.queue.submit([self.encode(&[], &[], None)]);
         }
     }
 

@@ -634,6 +634,99 @@ fn an_experiment_trains_every_arm_and_seed_then_draws_its_figures() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn bench_env_sweeps_players_and_writes_csv_and_charts() {
+    let dir = temp_dir("bench-env");
+    let (csv, png) = (dir.join("engines.csv"), dir.join("engines.png"));
+    let out = sed_train(&[
+        "bench-env",
+        "--config",
+        "configs/smoke.toml",
+        "--cpu-only",
+        "--sizes",
+        "1,4",
+        "--players",
+        "2,3",
+        "--seconds",
+        "0.05",
+        "--max-agents",
+        "8",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--plot",
+        png.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 3 players x 4 envs = 12 agents, over --max-agents 8: skipped, and said so.
+    assert!(
+        stdout.contains("skipped: 12 agents exceed --max-agents 8"),
+        "{stdout}"
+    );
+    let rows = read_csv_text(&csv);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for (row, (players, envs)) in rows.iter().zip([(2, 1), (2, 4), (3, 1)]) {
+        assert_eq!(row["engine"], "cpu");
+        assert_eq!(
+            (
+                row["players"].parse::<u32>().unwrap(),
+                row["envs"].parse::<u32>().unwrap()
+            ),
+            (players, envs)
+        );
+        let (env_rate, agent_rate): (f64, f64) = (
+            row["env_steps_per_second"].parse().unwrap(),
+            row["agent_steps_per_second"].parse().unwrap(),
+        );
+        assert!(env_rate > 0.0);
+        assert!(
+            (agent_rate - env_rate * f64::from(players)).abs() <= f64::from(players),
+            "{row:?}"
+        );
+        assert_eq!(row["map"], "7x12");
+    }
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
+    let info = decoder.read_info().unwrap().info().clone();
+    assert_eq!(
+        (info.width, info.height),
+        (2 * 640, 440),
+        "two charts side by side"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A CSV file's rows as maps from column to text (no quoted commas outside the device).
+fn read_csv_text(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    lines
+        .map(|line| {
+            // The device is quoted and may hold commas: take it out first.
+            let (before, rest) = line.split_once(",\"").unwrap();
+            let (device, after) = rest.split_once("\",").unwrap();
+            let fields: Vec<&str> = std::iter::once(before)
+                .chain(std::iter::once(device))
+                .chain(after.split(','))
+                .collect();
+            header
+                .iter()
+                .cloned()
+                .zip(fields.into_iter().map(str::to_owned))
+                .collect()
+        })
+        .collect()
+}
+
 /// The frames of a GIF file, each checked to be the file's size.
 fn gif_frames(path: &Path) -> usize {
     let file = std::fs::File::open(path).expect("the GIF exists");

@@ -122,14 +122,19 @@ fn cpu_rate(game: &Game, params: &StepParams, envs: usize, seconds: f64) -> Resu
     )
 }
 
-/// Env-steps per second of the GPU engine at `envs` envs.
+/// Timed steps per point for the per-kernel times.
+const TIMED_STEPS: usize = 10;
+
+/// Env-steps per second of the GPU engine at `envs` envs, and each kernel's mean time in
+/// nanoseconds over [`TIMED_STEPS`] steps with timestamps (`None` without timestamp
+/// queries).
 fn gpu_rate(
     ctx: &GpuContext,
     game: &Game,
     params: &StepParams,
     envs: usize,
     seconds: f64,
-) -> Result<(usize, f64)> {
+) -> Result<((usize, f64), Option<Vec<(&'static str, f64)>>)> {
     let mut engine = GpuEngine::new(ctx, game.clone(), envs)
         .with_context(|| format!("{envs} envs on the GPU"))?;
     let per_table = engine.region(Buf::Actions).size;
@@ -149,22 +154,42 @@ fn gpu_rate(
             .write_buffer(&all, k as u64 * stride, bytemuck::cast_slice(t));
     }
     engine.reset()?;
-    time(
+    let bind = |engine: &mut GpuEngine, k: usize| {
+        let region = Region {
+            buffer: all.clone(),
+            offset: (k % TABLES) as u64 * stride,
+            size: per_table,
+        };
+        engine.bind_external(Buf::Actions, region)
+    };
+    let rate = time(
         seconds,
         |k| {
-            let region = Region {
-                buffer: all.clone(),
-                offset: (k % TABLES) as u64 * stride,
-                size: per_table,
-            };
-            engine.bind_external(Buf::Actions, region)?;
+            bind(&mut engine, k)?;
             Ok(engine.step(params)?)
         },
         || {
             ctx.device.poll(wgpu::PollType::wait_indefinitely())?;
             Ok(())
         },
-    )
+    )?;
+    let mut sums: Option<Vec<(&'static str, f64)>> = None;
+    for k in 0..TIMED_STEPS {
+        bind(&mut engine, k)?;
+        let Some(times) = engine.step_timed(params)? else {
+            return Ok((rate, None));
+        };
+        match &mut sums {
+            None => sums = Some(times),
+            Some(s) => s.iter_mut().zip(times).for_each(|(a, b)| a.1 += b.1),
+        }
+    }
+    let means = sums.map(|s| {
+        s.into_iter()
+            .map(|(k, ns)| (k, ns / TIMED_STEPS as f64))
+            .collect()
+    });
+    Ok((rate, means))
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -203,6 +228,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "engine,device,players,map,envs,steps,seconds,env_steps_per_second,agent_steps_per_second,commit,date\n",
     );
     let mut measured: Vec<Measured> = Vec::new();
+    let mut kernel_csv = String::from("device,players,map,envs,kernel,mean_us,share,commit,date\n");
+    let mut kernel_lines = Vec::new();
+    let mut no_timestamps = false;
     for &n in &players {
         let resolved = args
             .config
@@ -234,7 +262,30 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 };
                 let (steps, secs) = match &ctx {
                     Some(ctx) if engine == "gpu" => {
-                        gpu_rate(ctx, game, &params, envs, args.seconds)?
+                        let (rate, times) = gpu_rate(ctx, game, &params, envs, args.seconds)?;
+                        match times {
+                            Some(times) => {
+                                let total: f64 = times.iter().map(|t| t.1).sum();
+                                for &(kernel, ns) in &times {
+                                    writeln!(
+                                        kernel_csv,
+                                        "\"{device}\",{n},{map_size},{envs},{kernel},{:.3},{:.4},{commit},{date}",
+                                        ns / 1e3,
+                                        ns / total
+                                    )?;
+                                }
+                                kernel_lines.push(format!(
+                                    "{n:>7} {envs:>8}   {}",
+                                    times
+                                        .iter()
+                                        .map(|(k, ns)| format!("{k} {:.0}%", 100.0 * ns / total))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ));
+                            }
+                            None => no_timestamps = true,
+                        }
+                        rate
                     }
                     _ => cpu_rate(game, &params, envs, args.seconds)?,
                 };
@@ -267,6 +318,22 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     if !gpu_name.is_empty() {
         println!("gpu: {gpu_name}");
+        if no_timestamps {
+            println!("per-kernel times: the adapter has no timestamp queries");
+        } else {
+            println!(
+                "share of GPU time per kernel (mean of {TIMED_STEPS} steps, each kernel in its own pass):"
+            );
+            for line in &kernel_lines {
+                println!("{line}");
+            }
+            let path = args.csv.with_file_name("kernels.csv");
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            sed_train::checkpoint::write_atomic(&path, kernel_csv.as_bytes())?;
+            println!("wrote {}", path.display());
+        }
     }
     if let Some(dir) = args.csv.parent() {
         std::fs::create_dir_all(dir)?;
