@@ -122,6 +122,9 @@ fn cpu_rate(game: &Game, params: &StepParams, envs: usize, seconds: f64) -> Resu
     )
 }
 
+/// Each step kernel's name and mean GPU time in nanoseconds.
+type KernelTimes = Vec<(&'static str, f64)>;
+
 /// Timed steps per point for the per-kernel times.
 const TIMED_STEPS: usize = 10;
 
@@ -134,7 +137,7 @@ fn gpu_rate(
     params: &StepParams,
     envs: usize,
     seconds: f64,
-) -> Result<((usize, f64), Option<Vec<(&'static str, f64)>>)> {
+) -> Result<((usize, f64), Option<KernelTimes>)> {
     let mut engine = GpuEngine::new(ctx, game.clone(), envs)
         .with_context(|| format!("{envs} envs on the GPU"))?;
     let per_table = engine.region(Buf::Actions).size;
@@ -173,7 +176,7 @@ fn gpu_rate(
             Ok(())
         },
     )?;
-    let mut sums: Option<Vec<(&'static str, f64)>> = None;
+    let mut sums: Option<KernelTimes> = None;
     for k in 0..TIMED_STEPS {
         bind(&mut engine, k)?;
         let Some(times) = engine.step_timed(params)? else {
