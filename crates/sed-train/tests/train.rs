@@ -651,6 +651,9 @@ fn bench_env_sweeps_players_and_writes_csv_and_charts() {
         "0.05",
         "--max-agents",
         "8",
+        "--train",
+        "--train-iterations",
+        "1",
         "--csv",
         csv.to_str().unwrap(),
         "--plot",
@@ -668,9 +671,15 @@ fn bench_env_sweeps_players_and_writes_csv_and_charts() {
         "{stdout}"
     );
     let rows = read_csv_text(&csv);
-    assert_eq!(rows.len(), 3, "{rows:?}");
-    for (row, (players, envs)) in rows.iter().zip([(2, 1), (2, 4), (3, 1)]) {
-        assert_eq!(row["engine"], "cpu");
+    // Each point: the CPU engine, then end-to-end training on the CPU path.
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    let engines: Vec<&str> = rows.iter().map(|r| r["engine"].as_str()).collect();
+    assert_eq!(
+        engines,
+        ["cpu", "train-cpu", "cpu", "train-cpu", "cpu", "train-cpu"]
+    );
+    let points = [(2, 1), (2, 1), (2, 4), (2, 4), (3, 1), (3, 1)];
+    for (row, (players, envs)) in rows.iter().zip(points) {
         assert_eq!(
             (
                 row["players"].parse::<u32>().unwrap(),

@@ -18,6 +18,7 @@ use sed_core::principal::TaxSchedule;
 use sed_core::rng;
 use sed_gpu::{Buf, GpuContext, GpuEngine, Region};
 use sed_train::chart::{Chart, Series, write_png};
+use sed_train::device::{DeviceChoice, pick};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -47,6 +48,14 @@ pub struct BenchArgs {
     /// take 124 bytes per agent, twice).
     #[arg(long, default_value_t = 1 << 24)]
     pub max_agents: usize,
+    /// Also measure end-to-end training at each point (both learners' rollouts and PPO
+    /// updates, as `sed-train bench`), on the CPU path and, without --cpu-only, the GPU
+    /// path; rows `train-cpu` and `train-gpu`.
+    #[arg(long)]
+    pub train: bool,
+    /// Training iterations timed per point with --train (after one warm-up iteration).
+    #[arg(long, default_value_t = 2)]
+    pub train_iterations: u32,
     /// Where to write the CSV.
     #[arg(long, default_value = "runs/bench/engines.csv")]
     pub csv: PathBuf,
@@ -317,6 +326,35 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 fmt(rates[1], 1.0),
                 fmt(rates[1], k)
             );
+            if args.train {
+                let paths = [
+                    (!args.gpu_only).then_some(("train-cpu", DeviceChoice::Cpu)),
+                    (!args.cpu_only).then_some(("train-gpu", DeviceChoice::SoftwareGpu)),
+                ];
+                for (engine, choice) in paths.into_iter().flatten() {
+                    let run = args.config.resolve_with(&[
+                        format!("env.players={n}"),
+                        format!("env.num_envs={envs}"),
+                    ])?;
+                    let horizon = run.train.sampling_horizon as usize;
+                    let (picked, _) = pick(choice)?;
+                    let m = sed_train::bench::measure(run, picked, args.train_iterations)?;
+                    let rate = m.agent_steps_per_second / f64::from(n);
+                    writeln!(
+                        csv,
+                        "{engine},\"{}\",{n},{map_size},{envs},{},{:.4},{rate:.0},{:.0},{commit},{date}",
+                        m.device,
+                        args.train_iterations as usize * horizon,
+                        m.seconds,
+                        m.agent_steps_per_second
+                    )?;
+                    measured.push((engine, n, envs, rate));
+                    println!(
+                        "{n:>7} {envs:>8}   {engine}: {:.0} agent-steps/s ({rate:.0} env-steps/s)",
+                        m.agent_steps_per_second
+                    );
+                }
+            }
         }
     }
     if !gpu_name.is_empty() {
