@@ -105,6 +105,11 @@ pub struct TrainConfig {
     /// cap and the divergence bound like any choice; the principal does not learn.
     /// Absent: the principal learns.
     pub fixed_rate: Option<f64>,
+    /// The principal sees its map averaged over `principal_pool × principal_pool` blocks
+    /// (1 = every cell; at most the map's longer side). The map feeds the principal's first
+    /// layer, so large maps (`env.map_tiles`) need blocks: 8 turns the 242 × 244 map of
+    /// `[15, 11]` tiles into 31 × 31.
+    pub principal_pool: u32,
 }
 
 impl Default for TrainConfig {
@@ -119,6 +124,7 @@ impl Default for TrainConfig {
             players: PpoConfig::default(),
             principal: PpoConfig::default(),
             fixed_rate: None,
+            principal_pool: 1,
         }
     }
 }
@@ -253,6 +259,17 @@ impl RunConfig {
         }
         train.players.validate("players")?;
         train.principal.validate("principal")?;
+        let map = &game.game.map;
+        let longest = map.rows.max(map.cols);
+        if !(1..=longest).contains(&train.principal_pool) {
+            return Err(invalid(
+                "train.principal_pool",
+                format!(
+                    "{} is outside 1..={longest} (the map is {}x{})",
+                    train.principal_pool, map.rows, map.cols
+                ),
+            ));
+        }
         if let Some(rate) = train.fixed_rate {
             let tenths = rate * 10.0;
             if !(0.0..=1.0).contains(&rate) || (tenths - tenths.round()).abs() > 1e-9 {

@@ -11,6 +11,8 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::{Device, Tensor};
 use burn::tensor::activation::relu;
+use burn::tensor::module::avg_pool2d;
+use burn::tensor::ops::AvgPoolOptions;
 use sed_core::obs::{WINDOW_COLS, WINDOW_ROWS};
 
 use crate::config::Torso;
@@ -169,7 +171,8 @@ fn heads(actor: &Linear, critic: &Linear, h: Tensor<2>, n_heads: usize) -> (Tens
 }
 
 /// The principal's policy and value network: an MLP on its map and features, one head of
-/// 12 choices per tax bracket.
+/// 12 choices per tax bracket. The map may be averaged over `pool × pool` blocks first
+/// (zero-padded at the far edges), so that large maps keep the first layer small.
 #[derive(Module, Debug)]
 pub struct PrincipalNet {
     mlp: Mlp,
@@ -177,6 +180,9 @@ pub struct PrincipalNet {
     critic: Linear,
     #[module(skip)]
     heads: usize,
+    /// The map's rows and columns, and the block side (1: every cell).
+    #[module(skip)]
+    map: [usize; 3],
 }
 
 impl PrincipalNet {
@@ -191,24 +197,65 @@ impl PrincipalNet {
         choices: usize,
         device: &Device,
     ) -> Self {
+        Self::pooled([1, cells, 1], features, hidden, heads, choices, device)
+    }
+
+    /// A network for `[rows, cols]` maps averaged over `pool × pool` blocks (`map` is
+    /// `[rows, cols, pool]`), `features` features, `heads` heads of `choices` choices.
+    #[must_use]
+    pub fn pooled(
+        map: [usize; 3],
+        features: usize,
+        hidden: &[usize],
+        heads: usize,
+        choices: usize,
+        device: &Device,
+    ) -> Self {
+        let [rows, cols, pool] = map;
+        let cells = rows.div_ceil(pool) * cols.div_ceil(pool);
         let width = *hidden.last().expect("validated: at least one layer");
         Self {
             mlp: Mlp::new(cells * CHANNELS + features, hidden, device),
             actor: layer(width, heads * choices, 0.01, device),
             critic: layer(width, 1, 1.0, device),
             heads,
+            map,
         }
     }
 
     /// `map` `[envs, cells, CHANNELS]`, `features` `[envs, F]` → logits `[envs, heads,
     /// choices]` and values `[envs]`.
     pub fn forward(&self, map: Tensor<3>, features: Tensor<2>) -> (Tensor<3>, Tensor<1>) {
-        let [rows, cells, channels] = map.dims();
-        let h = self.mlp.forward(Tensor::cat(
-            vec![map.reshape([rows, cells * channels]), features],
-            1,
-        ));
+        let h = self
+            .mlp
+            .forward(Tensor::cat(vec![self.flatten_map(map), features], 1));
         heads(&self.actor, &self.critic, h, self.heads)
+    }
+
+    /// The first layer's map input: `[envs, cells, C]` flattened, or its block means
+    /// `[envs, C · blocks]` (channel-major) when pooled.
+    fn flatten_map(&self, map: Tensor<3>) -> Tensor<2> {
+        let [rows, cells, channels] = map.dims();
+        let [map_rows, map_cols, pool] = self.map;
+        let flat = if pool == 1 {
+            map.reshape([rows, cells * channels])
+        } else {
+            // [envs, rows, cols, C] → [envs, C, rows, cols] → block means → flat.
+            let grid = map
+                .reshape([rows, map_rows, map_cols, channels])
+                .permute([0, 3, 1, 2]);
+            let padding = [
+                (0, map_rows.next_multiple_of(pool) - map_rows),
+                (0, map_cols.next_multiple_of(pool) - map_cols),
+            ];
+            let pooled = avg_pool2d(
+                grid,
+                AvgPoolOptions::new([pool, pool]).with_padding_pairs(padding),
+            );
+            let [_, c, pr, pc] = pooled.dims();
+            pooled.reshape([rows, c * pr * pc])
+        };
+        flat
     }
 }
 
@@ -222,4 +269,39 @@ pub fn materialise<M: Module>(module: &M) {
         }
     }
     module.visit(&mut Touch);
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::prelude::TensorData;
+
+    use super::*;
+
+    #[test]
+    fn a_pooled_principal_sees_block_means_of_its_map() {
+        let dev = Device::flex();
+        // A 3 x 5 map in 2 x 2 blocks: 2 x 3 blocks, the last row and column padded.
+        let net = PrincipalNet::pooled([3, 5, 2], 4, &[8], 2, 12, &dev);
+        let mut cells = vec![0.0f32; 15 * CHANNELS];
+        cells[0] = 1.0; // (0, 0), channel 0
+        cells[CHANNELS] = 1.0; // (0, 1), channel 0
+        cells[14 * CHANNELS + 1] = 1.0; // (2, 4), channel 1: alone in its padded block
+        let map = Tensor::<3>::from_data(TensorData::new(cells, [1, 15, CHANNELS]), &dev);
+        let flat: Vec<f32> = net
+            .flatten_map(map.clone())
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        assert_eq!(flat.len(), 6 * CHANNELS);
+        let block = |c: usize, br: usize, bc: usize| flat[c * 6 + br * 3 + bc];
+        assert_eq!(block(0, 0, 0), 0.5);
+        assert_eq!(block(1, 1, 2), 0.25);
+        assert_eq!(flat.iter().filter(|&&v| v != 0.0).count(), 2);
+        let (logits, values) = net.forward(map, Tensor::zeros([1, 4], &dev));
+        assert_eq!((logits.dims(), values.dims()), ([1, 2, 12], [1]));
+        // Without pooling the map enters cell by cell.
+        let plain = PrincipalNet::new(15, 4, &[8], 2, 12, &dev);
+        let map = Tensor::<3>::zeros([1, 15, CHANNELS], &dev);
+        assert_eq!(plain.flatten_map(map).dims(), [1, 15 * CHANNELS]);
+    }
 }

@@ -286,8 +286,12 @@ impl Trainer {
             &train_dev,
         );
         materialise(&players);
-        let principal = PrincipalNet::new(
-            inputs.map_cells(),
+        let principal = PrincipalNet::pooled(
+            [
+                game.map.rows as usize,
+                game.map.cols as usize,
+                run.train.principal_pool as usize,
+            ],
             l.principal_features,
             &run.train.principal.hidden,
             l.brackets,

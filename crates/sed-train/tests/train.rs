@@ -736,6 +736,68 @@ fn read_csv_text(path: &Path) -> Vec<std::collections::BTreeMap<String, String>>
         .collect()
 }
 
+#[test]
+fn the_trainer_runs_a_large_economy_on_a_tiled_map_with_a_pooled_principal() {
+    // The tiny map 4 x 4 times (22 x 42 cells, 80 spawn cells) with 60 players; the
+    // principal sees 6 x 11 blocks of 4 x 4 cells.
+    let dir = temp_dir("tiled");
+    let out = sed_train(&[
+        "--config",
+        "configs/smoke.toml",
+        "--set",
+        "env.map_tiles=[4, 4]",
+        "--set",
+        "env.players=60",
+        "--envs",
+        "2",
+        "--set",
+        "train.principal_pool=4",
+        "--set",
+        "train.sampling_horizon=20",
+        "--total-steps",
+        "80",
+        "--device",
+        "cpu",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = read_csv(&dir.join("metrics.csv")).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r["perf/agent_steps_per_second"] > 0.0));
+    let run = RunConfig::parse(
+        &std::fs::read_to_string(dir.join("config.toml")).unwrap(),
+        &[],
+        "config.toml",
+        None,
+    )
+    .unwrap();
+    let map = &run.game.game.map;
+    assert_eq!((map.rows, map.cols, run.game.game.players), (22, 42, 60));
+    // A block larger than the map is refused, naming the field and the range.
+    let out = sed_train(&[
+        "--config",
+        "configs/smoke.toml",
+        "--set",
+        "train.principal_pool=13",
+        "--device",
+        "cpu",
+        "--out",
+        dir.join("never").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("train.principal_pool") && stderr.contains("13 is outside 1..=12"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// The frames of a GIF file, each checked to be the file's size.
 fn gif_frames(path: &Path) -> usize {
     let file = std::fs::File::open(path).expect("the GIF exists");
