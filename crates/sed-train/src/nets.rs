@@ -237,7 +237,7 @@ impl PrincipalNet {
     fn flatten_map(&self, map: Tensor<3>) -> Tensor<2> {
         let [rows, cells, channels] = map.dims();
         let [map_rows, map_cols, pool] = self.map;
-        let flat = if pool == 1 {
+        if pool == 1 {
             map.reshape([rows, cells * channels])
         } else {
             // [envs, rows, cols, C] → [envs, C, rows, cols] → block means → flat.
@@ -254,8 +254,7 @@ impl PrincipalNet {
             );
             let [_, c, pr, pc] = pooled.dims();
             pooled.reshape([rows, c * pr * pc])
-        };
-        flat
+        }
     }
 }
 
