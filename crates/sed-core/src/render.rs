@@ -317,6 +317,31 @@ pub fn window_pixels(window: &[u8]) -> Pixels {
     px
 }
 
+/// Bytes of one RGB window observation: 88 × 88 pixels × 3 (SPEC §3's RGB option, as
+/// the released code).
+pub const RGB_WINDOW_BYTES: usize = WINDOW_PX * WINDOW_PX * 3;
+
+/// Pixels per side of a window picture.
+const WINDOW_PX: usize = crate::obs::WINDOW_COLS * CELL_PX;
+
+/// SPEC §3's RGB observations of every player from the symbolic ones (`Outputs::obs`,
+/// [`crate::obs::OBS_STRIDE`] bytes per player): [`RGB_WINDOW_BYTES`] per player, row-major
+/// RGB, in the same player order. Computed on the CPU, in parallel over players.
+#[must_use]
+pub fn rgb_observations(obs: &[u8]) -> Vec<u8> {
+    use rayon::prelude::*;
+    let stride = crate::obs::OBS_STRIDE;
+    let mut out = vec![0u8; obs.len() / stride * RGB_WINDOW_BYTES];
+    out.par_chunks_exact_mut(RGB_WINDOW_BYTES)
+        .zip(obs.par_chunks_exact(stride))
+        .for_each(|(rgb, window)| {
+            for (dst, &index) in rgb.chunks_exact_mut(3).zip(&window_pixels(window).data) {
+                dst.copy_from_slice(&PALETTE[index as usize]);
+            }
+        });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,6 +397,30 @@ mod tests {
         assert_eq!(at(&px, SELF_ROW - 1, SELF_COL, 4, 4), colour::OTHER);
         assert_eq!(at(&px, SELF_ROW - 1, SELF_COL, 6, 4), colour::OTHER + 1);
         assert_eq!(at(&px, SELF_ROW - 1, SELF_COL, 4, 1), colour::OTHER);
+    }
+
+    #[test]
+    fn rgb_observations_are_each_players_window_in_rgb() {
+        use crate::config::Config;
+        use crate::engine::Engine;
+        let game = Config::default().resolve().unwrap().game;
+        let engine = Engine::new(game, 2);
+        let (mut state, mut out) = (engine.new_state(), engine.new_outputs());
+        engine.reset(&mut state, &mut out).unwrap();
+        let rgb = rgb_observations(&out.obs);
+        assert_eq!(rgb.len(), 2 * 7 * 88 * 88 * 3);
+        for (k, window) in out.obs.chunks_exact(crate::obs::OBS_STRIDE).enumerate() {
+            let mine = &rgb[k * RGB_WINDOW_BYTES..(k + 1) * RGB_WINDOW_BYTES];
+            assert_eq!(
+                mine,
+                window_pixels(window).to_rgb().as_slice(),
+                "player {k}"
+            );
+            // The observer's own cell, at the centre of its cell in the window.
+            let (x, y) = (SELF_COL * CELL_PX + 4, SELF_ROW * CELL_PX + 4);
+            let p = (y * 88 + x) * 3;
+            assert_eq!(mine[p..p + 3], PALETTE[colour::SELF as usize]);
+        }
     }
 
     #[test]
