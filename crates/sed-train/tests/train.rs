@@ -623,6 +623,15 @@ fn an_experiment_trains_every_arm_and_seed_then_draws_its_figures() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(rows("learned"), before);
+    // A changed setting is refused for runs already there, and leaves them alone.
+    let out = run(&["--set", "tax.period=20"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("tax.period") && stderr.contains("another config"),
+        "{stderr}"
+    );
+    assert_eq!(rows("learned"), before);
     // A bad override is refused before anything trains.
     let out = run(&["--set", "train.fixed_rate=0.35"]);
     let stderr = String::from_utf8_lossy(&out.stderr);

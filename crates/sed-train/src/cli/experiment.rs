@@ -3,7 +3,8 @@
 //! of each arm, in `OUT/<experiment>/figures.png`.
 //!
 //! A run directory that holds a checkpoint is resumed (a finished run just finishes), so
-//! an interrupted experiment continues where it stopped.
+//! an interrupted experiment continues where it stopped; a run whose settings differ from
+//! the experiment's now is refused, as `--resume` with another config is.
 
 use std::path::PathBuf;
 
@@ -60,15 +61,12 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
                     entry.seed,
                     entry.dir.display()
                 );
+                // Resuming with the entry's config refuses a run whose settings changed.
                 let resume = entry.dir.join("checkpoints").is_dir();
                 train::run(TrainArgs {
                     config: ConfigArgs {
-                        config: (!resume).then(|| entry.config.clone()),
-                        overrides: if resume {
-                            Vec::new()
-                        } else {
-                            entry.overrides.clone()
-                        },
+                        config: Some(entry.config.clone()),
+                        overrides: entry.overrides.clone(),
                         ..ConfigArgs::default()
                     },
                     device: args.device,
