@@ -18,6 +18,67 @@ pub struct GpuContext {
     pub info: wgpu::AdapterInfo,
 }
 
+/// Which adapter to use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdapterChoice {
+    /// The best one: a discrete GPU first, the software rasteriser last.
+    Best,
+    /// The adapter at this index of [`adapters`] (as `sed-train devices` lists them).
+    Index(usize),
+    /// The adapter on this PCI bus (`AdapterInfo::device_pci_bus_id`, e.g. `0000:65:00.0`):
+    /// identical GPUs share a name but not a bus.
+    PciBusId(String),
+    /// The first adapter (best first) whose name contains this, ignoring case.
+    Name(String),
+}
+
+impl AdapterChoice {
+    /// Reads `--gpu`'s value: digits are an index, a PCI bus id (`domain:bus:device.fn`
+    /// or `bus:device.fn`) a bus, anything else a name.
+    #[must_use]
+    pub fn parse(text: &str) -> Self {
+        let t = text.trim();
+        let hex_parts = |s: &str| {
+            s.split([':', '.'])
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_hexdigit()))
+        };
+        if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) {
+            Self::Index(t.parse().unwrap_or(usize::MAX))
+        } else if t.contains(':') && t.contains('.') && hex_parts(t) {
+            Self::PciBusId(t.to_lowercase())
+        } else {
+            Self::Name(t.to_owned())
+        }
+    }
+}
+
+/// The process's adapter choice for [`GpuContext::new`] (set once, e.g. from `--gpu`).
+static CHOICE: std::sync::OnceLock<AdapterChoice> = std::sync::OnceLock::new();
+
+/// Sets the adapter every later [`GpuContext::new`] picks. Returns `false` (and changes
+/// nothing) when a choice was set before.
+pub fn set_adapter_choice(choice: AdapterChoice) -> bool {
+    CHOICE.set(choice).is_ok()
+}
+
+/// The backends to look at: `WGPU_BACKEND`, else all.
+fn backends() -> wgpu::Backends {
+    wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all())
+}
+
+/// Every adapter wgpu finds, in its order (the indices `--gpu` takes).
+#[must_use]
+pub fn adapters() -> Vec<wgpu::AdapterInfo> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: backends(),
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    pollster::block_on(instance.enumerate_adapters(backends()))
+        .iter()
+        .map(wgpu::Adapter::get_info)
+        .collect()
+}
+
 /// Preference order of device types: a real GPU first, the software rasteriser
 /// (Mesa lavapipe) last.
 fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
@@ -36,36 +97,72 @@ fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
 }
 
 impl GpuContext {
-    /// Picks the best adapter and requests a device with all its features and limits.
+    /// Picks the adapter of [`set_adapter_choice`] (the best one by default) and requests
+    /// a device with all its features and limits.
     ///
-    /// `WGPU_BACKEND` (e.g. `vulkan`, `gl`) restricts the backends; `WGPU_ADAPTER_NAME`
-    /// picks the first adapter whose name contains it (case-insensitive). Without a GPU,
-    /// Mesa's lavapipe (Vulkan on the CPU) is used.
+    /// `WGPU_BACKEND` (e.g. `vulkan`, `gl`) restricts the backends; without a choice,
+    /// `WGPU_ADAPTER_NAME` picks the first adapter whose name contains it (ignoring case).
+    /// Without a GPU, Mesa's lavapipe (Vulkan on the CPU) is used.
     pub fn new() -> Result<Self, GpuError> {
-        pollster::block_on(Self::new_async())
+        let choice = match (CHOICE.get(), std::env::var("WGPU_ADAPTER_NAME")) {
+            (Some(choice), _) => choice.clone(),
+            (None, Ok(name)) => AdapterChoice::Name(name),
+            (None, Err(_)) => AdapterChoice::Best,
+        };
+        Self::with_choice(&choice)
     }
 
-    async fn new_async() -> Result<Self, GpuError> {
-        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    /// Like [`GpuContext::new`], on the adapter `choice` names.
+    pub fn with_choice(choice: &AdapterChoice) -> Result<Self, GpuError> {
+        pollster::block_on(Self::new_async(choice))
+    }
+
+    async fn new_async(choice: &AdapterChoice) -> Result<Self, GpuError> {
+        let backends = backends();
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
             backends,
             ..wgpu::InstanceDescriptor::new_without_display_handle()
         });
         let mut adapters = instance.enumerate_adapters(backends).await;
-        let names: Vec<String> = adapters
+        let listing: Vec<String> = adapters
             .iter()
-            .map(|a| {
+            .enumerate()
+            .map(|(k, a)| {
                 let i = a.get_info();
-                format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
+                format!("{k}: {} (PCI {:?})", i.name, i.device_pci_bus_id)
             })
             .collect();
-        if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
-            let wanted = wanted.to_lowercase();
-            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&wanted));
-            if adapters.is_empty() {
-                return Err(GpuError::NoAdapter(format!(
-                    "no adapter name contains WGPU_ADAPTER_NAME={wanted:?}; available: {names:?}"
-                )));
+        let none = |what: String| {
+            GpuError::NoAdapter(format!("{what}; the adapters: {}", listing.join(", ")))
+        };
+        match choice {
+            AdapterChoice::Best => {}
+            AdapterChoice::Index(k) => {
+                if *k >= adapters.len() {
+                    return Err(none(format!(
+                        "--gpu {k}: there are {} adapters",
+                        adapters.len()
+                    )));
+                }
+                adapters = vec![adapters.swap_remove(*k)];
+            }
+            AdapterChoice::PciBusId(bus) => {
+                // `0000:65:00.0` or `65:00.0`, as nvidia-smi and lspci write them.
+                let matches = |id: &str| {
+                    let id = id.to_lowercase();
+                    !id.is_empty() && (id == *bus || id.ends_with(&format!(":{bus}")))
+                };
+                adapters.retain(|a| matches(&a.get_info().device_pci_bus_id));
+                if adapters.is_empty() {
+                    return Err(none(format!("--gpu {bus}: no adapter on that PCI bus")));
+                }
+            }
+            AdapterChoice::Name(name) => {
+                let wanted = name.to_lowercase();
+                adapters.retain(|a| a.get_info().name.to_lowercase().contains(&wanted));
+                if adapters.is_empty() {
+                    return Err(none(format!("--gpu {name:?}: no adapter name contains it")));
+                }
             }
         }
         adapters.sort_by_key(|a| rank(&a.get_info()));
@@ -116,5 +213,32 @@ impl GpuContext {
             self.info.driver,
             self.info.driver_info
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AdapterChoice;
+
+    #[test]
+    fn gpu_choices_read_as_index_bus_or_name() {
+        assert_eq!(AdapterChoice::parse("0"), AdapterChoice::Index(0));
+        assert_eq!(AdapterChoice::parse(" 12 "), AdapterChoice::Index(12));
+        assert_eq!(
+            AdapterChoice::parse("0000:65:00.0"),
+            AdapterChoice::PciBusId("0000:65:00.0".into())
+        );
+        assert_eq!(
+            AdapterChoice::parse("3B:00.0"),
+            AdapterChoice::PciBusId("3b:00.0".into())
+        );
+        assert_eq!(
+            AdapterChoice::parse("H100"),
+            AdapterChoice::Name("H100".into())
+        );
+        assert_eq!(
+            AdapterChoice::parse("NVIDIA H100 80GB HBM3"),
+            AdapterChoice::Name("NVIDIA H100 80GB HBM3".into())
+        );
     }
 }

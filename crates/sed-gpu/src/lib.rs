@@ -23,7 +23,7 @@ pub mod context;
 pub mod engine;
 pub mod kernels;
 
-pub use context::GpuContext;
+pub use context::{AdapterChoice, GpuContext, adapters, set_adapter_choice};
 pub use engine::{GpuEngine, NoiseTarget, Region};
 pub use kernels::Buf;
 

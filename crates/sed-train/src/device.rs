@@ -145,27 +145,26 @@ fn probe() -> Probe {
     }
 }
 
-/// One line per adapter wgpu sees, and what `auto` would pick.
+/// One line per adapter wgpu sees: its index (for `--gpu`), name, backend, type, driver and PCI bus id.
 #[must_use]
 pub fn list() -> Vec<String> {
-    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-        backends,
-        ..wgpu::InstanceDescriptor::new_without_display_handle()
-    });
-    let adapters = pollster::block_on(instance.enumerate_adapters(backends));
-    adapters
+    sed_gpu::adapters()
         .iter()
-        .map(|a| {
-            let i = a.get_info();
+        .enumerate()
+        .map(|(k, i)| {
             format!(
-                "{} ({:?}, {:?}, driver {} {}){}",
+                "{k}: {} ({:?}, {:?}, driver {} {}) PCI {}{}",
                 i.name,
                 i.backend,
                 i.device_type,
                 i.driver,
                 i.driver_info,
-                if is_software(&i) { " [software]" } else { "" }
+                if i.device_pci_bus_id.is_empty() {
+                    "-"
+                } else {
+                    &i.device_pci_bus_id
+                },
+                if is_software(i) { " [software]" } else { "" }
             )
         })
         .collect()

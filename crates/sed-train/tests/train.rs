@@ -807,6 +807,55 @@ fn the_trainer_runs_a_large_economy_on_a_tiled_map_with_a_pooled_principal() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn devices_lists_adapters_by_index_and_gpu_picks_one() {
+    let out = sed_train(&["devices"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    // At least one adapter (lavapipe without a GPU), with its index and PCI bus id.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("0: ") && l.contains(" PCI ")),
+        "{stdout}"
+    );
+    let dir = temp_dir("gpu-choice");
+    let csv = dir.join("engines.csv");
+    let bench = |gpu: &str| {
+        sed_train(&[
+            "bench-env",
+            "--gpu",
+            gpu,
+            "--config",
+            "configs/smoke.toml",
+            "--gpu-only",
+            "--sizes",
+            "1",
+            "--seconds",
+            "0.01",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--plot",
+            dir.join("engines.png").to_str().unwrap(),
+        ])
+    };
+    let out = bench("0");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read_to_string(&csv).unwrap().contains("\ngpu,"));
+    let stderr = String::from_utf8_lossy(&bench("99").stderr).into_owned();
+    assert!(stderr.contains("--gpu 99: there are"), "{stderr}");
+    let stderr = String::from_utf8_lossy(&bench("no-such-gpu").stderr).into_owned();
+    assert!(
+        stderr.contains("--gpu \"no-such-gpu\": no adapter name contains it"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// The frames of a GIF file, each checked to be the file's size.
 fn gif_frames(path: &Path) -> usize {
     let file = std::fs::File::open(path).expect("the GIF exists");

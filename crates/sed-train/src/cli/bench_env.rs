@@ -376,8 +376,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             println!("wrote {}", path.display());
         }
     }
-    if let Some(dir) = args.csv.parent() {
-        std::fs::create_dir_all(dir)?;
+    if let Some(dir) = args.csv.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     sed_train::checkpoint::write_atomic(&args.csv, csv.as_bytes())?;
     println!("wrote {}", args.csv.display());

@@ -29,6 +29,11 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     train: train::TrainArgs,
+    /// The GPU to use: an index of `sed-train devices`, a PCI bus id (`0000:65:00.0`;
+    /// identical GPUs share a name) or part of a name [default: the best adapter].
+    /// `CUDA_VISIBLE_DEVICES` does not filter Vulkan adapters; this does.
+    #[arg(long, global = true, value_name = "INDEX|PCI_BUS_ID|NAME")]
+    gpu: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -125,6 +130,9 @@ fn init_logging() {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    if let Some(gpu) = &cli.gpu {
+        sed_gpu::set_adapter_choice(sed_gpu::AdapterChoice::parse(gpu));
+    }
     let result = match cli.command {
         None => train::run(cli.train),
         Some(Command::Train(args)) => train::run(args),
@@ -177,6 +185,7 @@ fn is_input_error(e: &anyhow::Error) -> bool {
 
 fn devices() {
     let adapters = sed_train::device::list();
+    println!("index: name (backend, type, driver) PCI bus id");
     if adapters.is_empty() {
         println!("no wgpu adapter");
     }
