@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
+use crate::checkpoint::write_atomic;
 use crate::config::RunConfig;
 use crate::session::InputError;
 
@@ -38,8 +39,8 @@ pub struct Arm {
     pub set: Vec<String>,
 }
 
-/// One training run of an experiment, validated.
-#[derive(Clone, Debug)]
+/// One training run of an experiment, validated: a line of a sweep's `manifest.jsonl`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, Deserialize)]
 pub struct Entry {
     /// The arm's name.
     pub arm: String,
@@ -115,4 +116,104 @@ impl Experiment {
         }
         Ok(entries)
     }
+}
+
+/// A sweep's manifest: one JSON line per entry, in index order.
+#[must_use]
+pub fn manifest(entries: &[Entry]) -> String {
+    entries
+        .iter()
+        .map(|e| serde_json::to_string(e).expect("an entry serialises") + "\n")
+        .collect()
+}
+
+/// Entry `index` of the manifest at `path`, with a clear error for a bad index.
+pub fn entry(path: &Path, index: usize) -> Result<Entry> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let Some(line) = lines.get(index) else {
+        return Err(InputError(format!(
+            "--index {index}: the manifest {} has {} entries (0..={})",
+            path.display(),
+            lines.len(),
+            lines.len().saturating_sub(1)
+        ))
+        .into());
+    };
+    serde_json::from_str(line).with_context(|| format!("{} line {}", path.display(), index + 1))
+}
+
+/// Refuses entries that would write one directory twice.
+pub fn check_distinct(entries: &[Entry]) -> Result<()> {
+    for (i, e) in entries.iter().enumerate() {
+        if let Some(j) = entries[..i].iter().position(|o| o.dir == e.dir) {
+            return Err(InputError(format!(
+                "entries {j} and {i} both write {}: give the experiment files different names",
+                e.dir.display()
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Writes `manifest.jsonl`, a Slurm array script (`sweep.slurm`: one GPU a task, at most
+/// `workers` at once, the index from `SLURM_ARRAY_TASK_ID`) and a SkyPilot task
+/// (`sweep.sky.yaml`: a managed spot job per index, the index in `SED_INDEX`) into `dir`;
+/// returns their paths.
+pub fn write_sweep(dir: &Path, entries: &[Entry], workers: usize) -> Result<[PathBuf; 3]> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let manifest_path = dir.join("manifest.jsonl");
+    write_atomic(&manifest_path, manifest(entries).as_bytes())?;
+    let n = entries.len();
+    let m = manifest_path.display();
+    let slurm = format!(
+        r#"#!/usr/bin/env bash
+# A Slurm array over the sweep's {n} entries, one GPU each, at most {workers} at once.
+# Submit from the repository root after `cargo build -p sed-train --release`:
+#   sbatch {d}/sweep.slurm
+# A finished entry is skipped when resubmitted; a preempted one resumes from its last
+# checkpoint.
+#SBATCH --job-name=sed-sweep
+#SBATCH --array=0-{last}%{workers}
+#SBATCH --gpus=1
+#SBATCH --output={d}/slurm-%A_%a.out
+set -euo pipefail
+exec "${{SED_TRAIN:-target/release/sed-train}}" --manifest {m} --index-var SLURM_ARRAY_TASK_ID --device gpu
+"#,
+        d = dir.display(),
+        last = n.saturating_sub(1),
+    );
+    let slurm_path = dir.join("sweep.slurm");
+    write_atomic(&slurm_path, slurm.as_bytes())?;
+    let sky = format!(
+        r#"# A SkyPilot managed job for one entry of the sweep ({n} entries, indices 0..={last}):
+#   for i in $(seq 0 {last}); do sky jobs launch -y -n sed-$i --env SED_INDEX=$i {d}/sweep.sky.yaml; done
+# Spot instances; a preempted job is relaunched and resumes from its last checkpoint, so
+# the run directories ({d}) must be on storage that outlives the instance (a bucket
+# mounted at the same path).
+name: sed-sweep
+resources:
+  accelerators: {{H100:1, A100:1, L4:1}}
+  use_spot: true
+  job_recovery: FAILOVER
+envs:
+  SED_INDEX: 0
+workdir: .
+setup: |
+  sudo apt-get update -qq && sudo apt-get install -y -qq libvulkan1 build-essential
+  command -v cargo || (curl https://sh.rustup.rs -sSf | sh -s -- -y)
+  . "$HOME/.cargo/env"
+  cargo build -p sed-train --release
+run: |
+  . "$HOME/.cargo/env"
+  target/release/sed-train --manifest {m} --index-var SED_INDEX --device gpu
+"#,
+        d = dir.display(),
+        last = n.saturating_sub(1),
+    );
+    let sky_path = dir.join("sweep.sky.yaml");
+    write_atomic(&sky_path, sky.as_bytes())?;
+    Ok([manifest_path, slurm_path, sky_path])
 }

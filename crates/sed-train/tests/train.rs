@@ -856,6 +856,141 @@ fn devices_lists_adapters_by_index_and_gpu_picks_one() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn a_sweep_writes_its_manifest_and_scripts_and_each_entry_runs_once() {
+    let dir = temp_dir("sweep");
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let file = dir.join("tiny.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "question = \"q\"\nconfig = {:?}\nseeds = [1, 2]\n\
+             set = [\"train.total_steps=160\", \"train.sampling_horizon=20\"]\n\
+             [[arm]]\nname = \"a\"\n[[arm]]\nname = \"b\"\nset = [\"tax.enabled=false\"]\n",
+            root.join("configs/smoke.toml").display().to_string()
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.join("out");
+    let out = sed_train(&[
+        "sweep",
+        file.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--workers",
+        "3",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest = out_dir.join("manifest.jsonl");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let dirs: Vec<String> = lines
+        .iter()
+        .map(|l| l["dir"].as_str().unwrap().to_owned())
+        .collect();
+    let expected: Vec<String> = ["a/seed-1", "a/seed-2", "b/seed-1", "b/seed-2"]
+        .iter()
+        .map(|d| out_dir.join("tiny").join(d).display().to_string())
+        .collect();
+    assert_eq!(dirs, expected);
+    let slurm = std::fs::read_to_string(out_dir.join("sweep.slurm")).unwrap();
+    assert!(
+        slurm.contains("#SBATCH --array=0-3%3")
+            && slurm.contains("--index-var SLURM_ARRAY_TASK_ID"),
+        "{slurm}"
+    );
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(out_dir.join("sweep.slurm"))
+        .status()
+        .unwrap();
+    assert!(syntax.success(), "bash -n sweep.slurm");
+    let sky = std::fs::read_to_string(out_dir.join("sweep.sky.yaml")).unwrap();
+    assert!(
+        sky.contains("use_spot: true") && sky.contains("--index-var SED_INDEX"),
+        "{sky}"
+    );
+
+    let m = manifest.to_str().unwrap();
+    let entry = |args: &[&str], var: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sed-train"));
+        c.args(["--manifest", m, "--device", "cpu"])
+            .args(args)
+            .current_dir(&root);
+        c.env_remove("SLURM_ARRAY_TASK_ID");
+        if let Some(v) = var {
+            c.env("SLURM_ARRAY_TASK_ID", v);
+        }
+        c.output().unwrap()
+    };
+    // Index 2 from the Slurm variable, then again: the finished run is not retrained.
+    let out = entry(&[], Some("2"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = out_dir.join("tiny/b/seed-1/metrics.csv");
+    let rows = read_csv(&csv).unwrap().len();
+    assert_eq!(rows, 1);
+    let out = entry(&["--index", "2"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read_csv(&csv).unwrap().len(), rows);
+    assert!(
+        !out_dir.join("tiny/a/seed-1").exists(),
+        "only the entry asked for ran"
+    );
+    for (args, var, expected) in [
+        (&["--index", "4"][..], None, "--index 4: the manifest"),
+        (&[][..], None, "give --index, or set SLURM_ARRAY_TASK_ID"),
+        (
+            &[][..],
+            Some("x"),
+            "SLURM_ARRAY_TASK_ID=\"x\": not an entry index",
+        ),
+    ] {
+        let out = entry(args, var);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+    // --local runs the rest; the finished entry stays as it was.
+    let out = sed_train(&[
+        "sweep",
+        file.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--local",
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for d in &expected {
+        assert_eq!(
+            read_csv(&Path::new(d).join("metrics.csv")).unwrap().len(),
+            1,
+            "{d}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// The frames of a GIF file, each checked to be the file's size.
 fn gif_frames(path: &Path) -> usize {
     let file = std::fs::File::open(path).expect("the GIF exists");

@@ -13,9 +13,8 @@ use clap::Args;
 use sed_train::device::DeviceChoice;
 use sed_train::experiment::Experiment;
 
-use super::ConfigArgs;
 use super::plot::{self, PlotArgs};
-use super::train::{self, TrainArgs};
+use super::train;
 
 #[derive(Args)]
 pub struct ExperimentArgs {
@@ -49,6 +48,8 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
         let entries = experiment.entries(&dir, &args.overrides)?;
         plans.push((name, experiment, dir, entries));
     }
+    let all: Vec<_> = plans.iter().flat_map(|p| p.3.iter().cloned()).collect();
+    sed_train::experiment::check_distinct(&all)?;
     for (name, experiment, dir, entries) in plans {
         println!("{name}: {}", experiment.question.trim());
         if !args.plot_only {
@@ -61,25 +62,67 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
                     entry.seed,
                     entry.dir.display()
                 );
-                // Resuming with the entry's config refuses a run whose settings changed.
-                let resume = entry.dir.join("checkpoints").is_dir();
-                train::run(TrainArgs {
-                    config: ConfigArgs {
-                        config: Some(entry.config.clone()),
-                        overrides: entry.overrides.clone(),
-                        ..ConfigArgs::default()
-                    },
-                    device: args.device,
-                    out: (!resume).then(|| entry.dir.clone()),
-                    resume: resume.then(|| entry.dir.clone()),
-                    ..TrainArgs::default()
-                })?;
+                train::run_entry(entry, args.device)?;
             }
         }
         plot::run(PlotArgs {
             runs: vec![dir.clone()],
             out: Some(dir.join("figures.png")),
         })?;
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct SweepArgs {
+    /// Experiment files: every arm on every seed becomes an entry.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The sweep's directory: the manifest and scripts, and OUT/<experiment>/<arm>/seed-<seed>.
+    #[arg(long, default_value = "runs/sweep")]
+    out: PathBuf,
+    /// An override for every entry, after the experiment's own (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Slurm tasks at once (`--array=0-(N-1)%W`).
+    #[arg(long, default_value_t = 8)]
+    workers: usize,
+    /// Run every entry here, in order, after writing the files.
+    #[arg(long)]
+    local: bool,
+    /// Where to train with --local.
+    #[arg(long, value_enum, default_value_t)]
+    device: DeviceChoice,
+}
+
+/// `sed-train sweep`: validates every entry, writes `manifest.jsonl`, `sweep.slurm` and
+/// `sweep.sky.yaml`, and with `--local` runs them.
+pub fn sweep(args: SweepArgs) -> Result<()> {
+    if args.workers == 0 {
+        return Err(
+            sed_train::session::InputError("--workers 0: must be at least 1".into()).into(),
+        );
+    }
+    let mut entries = Vec::new();
+    for file in &args.files {
+        let experiment = Experiment::load(file)?;
+        let name = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "experiment".into());
+        entries.extend(experiment.entries(&args.out.join(name), &args.overrides)?);
+    }
+    sed_train::experiment::check_distinct(&entries)?;
+    let files = sed_train::experiment::write_sweep(&args.out, &entries, args.workers)?;
+    for f in &files {
+        println!("wrote {}", f.display());
+    }
+    println!("{} entries", entries.len());
+    if args.local {
+        for (k, entry) in entries.iter().enumerate() {
+            println!("[{}/{}] {}", k + 1, entries.len(), entry.dir.display());
+            train::run_entry(entry, args.device)?;
+        }
     }
     Ok(())
 }

@@ -48,6 +48,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Train every arm of experiments (configs/experiments/) on every seed, then draw the figures.
     Experiment(experiment::ExperimentArgs),
+    /// Write a sweep's manifest, Slurm array script and SkyPilot task (and with --local run it).
+    Sweep(experiment::SweepArgs),
     /// Learning curves and social metrics of runs (seeds of one setting: mean and spread), one PNG.
     Plot(plot::PlotArgs),
     /// List the wgpu adapters and what `--device auto` picks.
@@ -147,6 +149,7 @@ pub fn main() -> ExitCode {
         Some(Command::Render(args)) => render::run(args),
         Some(Command::Plot(args)) => plot::run(args),
         Some(Command::Experiment(args)) => experiment::run(args),
+        Some(Command::Sweep(args)) => experiment::sweep(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

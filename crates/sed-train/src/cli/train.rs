@@ -9,6 +9,7 @@ use anyhow::Result;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use sed_train::device::{DeviceChoice, pick};
+use sed_train::experiment::Entry;
 use sed_train::metrics::Row;
 use sed_train::session::{Session, default_dir};
 
@@ -33,6 +34,53 @@ pub struct TrainArgs {
     /// Continue the run in this directory from its latest checkpoint.
     #[arg(long, value_name = "DIR", conflicts_with = "out")]
     pub resume: Option<PathBuf>,
+    /// Run one entry of a sweep's `manifest.jsonl` (see `sed-train sweep`): start it,
+    /// resume it from its last checkpoint, or do nothing when it has finished.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["out", "resume"])]
+    pub manifest: Option<PathBuf>,
+    /// The entry's index [default: from the variable --index-var names].
+    #[arg(long, requires = "manifest")]
+    pub index: Option<usize>,
+    /// The environment variable holding the entry's index (`SLURM_ARRAY_TASK_ID`,
+    /// `JOB_COMPLETION_INDEX`, `SED_INDEX` for SkyPilot, ...).
+    #[arg(long, default_value = "SLURM_ARRAY_TASK_ID", requires = "manifest")]
+    pub index_var: String,
+}
+
+/// Runs a sweep entry: starts it, or resumes it with the entry's own config (a run whose
+/// settings changed is refused; a finished one just finishes).
+pub fn run_entry(entry: &Entry, device: DeviceChoice) -> Result<()> {
+    let resume = entry.dir.join("checkpoints").is_dir();
+    run(TrainArgs {
+        config: ConfigArgs {
+            config: Some(entry.config.clone()),
+            overrides: entry.overrides.clone(),
+            ..ConfigArgs::default()
+        },
+        device,
+        out: (!resume).then(|| entry.dir.clone()),
+        resume: resume.then(|| entry.dir.clone()),
+        ..TrainArgs::default()
+    })
+}
+
+/// The entry `--manifest` names, by `--index` or the index variable.
+fn manifest_entry(manifest: &std::path::Path, args: &TrainArgs) -> Result<Entry> {
+    let index = match args.index {
+        Some(i) => i,
+        None => {
+            let var = &args.index_var;
+            let text = std::env::var(var).map_err(|_| {
+                InputError(format!(
+                    "--manifest: give --index, or set {var} (the variable --index-var names)"
+                ))
+            })?;
+            text.trim()
+                .parse()
+                .map_err(|_| InputError(format!("{var}={text:?}: not an entry index")))?
+        }
+    };
+    sed_train::experiment::entry(manifest, index)
 }
 
 fn fmt_opt(row: &Row, key: &str, digits: usize) -> String {
@@ -56,6 +104,16 @@ fn summary(row: &Row, brackets: usize) -> String {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    if let Some(manifest) = &args.manifest {
+        if args.config.given() || args.total_steps.is_some() {
+            return Err(InputError(
+                "--manifest runs its entry's own config; drop --config, --set, --envs, --seed and --total-steps".into(),
+            )
+            .into());
+        }
+        let entry = manifest_entry(manifest, &args)?;
+        return run_entry(&entry, args.device);
+    }
     let mut extra = Vec::new();
     if let Some(steps) = args.total_steps {
         extra.push(format!("train.total_steps={steps}"));
