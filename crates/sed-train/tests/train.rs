@@ -991,6 +991,93 @@ fn a_sweep_writes_its_manifest_and_scripts_and_each_entry_runs_once() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn a_sweep_entry_killed_mid_run_resumes_and_ends_like_an_uninterrupted_one() {
+    let dir = temp_dir("kill9");
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let file = dir.join("long.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "question = \"q\"\nconfig = {:?}\nseeds = [5]\n\
+             set = [\"train.total_steps=4800\", \"train.sampling_horizon=20\", \"train.checkpoint_interval=1\"]\n\
+             [[arm]]\nname = \"a\"\n",
+            root.join("configs/smoke.toml").display().to_string()
+        ),
+    )
+    .unwrap();
+    let run_entry = |out: &Path| {
+        let status = Command::new(env!("CARGO_BIN_EXE_sed-train"))
+            .args([
+                "sweep",
+                file.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .current_dir(&root)
+            .output()
+            .unwrap();
+        assert!(status.status.success());
+        Command::new(env!("CARGO_BIN_EXE_sed-train"))
+            .args([
+                "--manifest",
+                out.join("manifest.jsonl").to_str().unwrap(),
+                "--index",
+                "0",
+                "--device",
+                "cpu",
+            ])
+            .current_dir(&root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // Uninterrupted.
+    let whole = dir.join("whole");
+    assert!(run_entry(&whole).wait().unwrap().success());
+    // Killed with SIGKILL once a few checkpoints exist, then resubmitted.
+    let killed = dir.join("killed");
+    let mut child = run_entry(&killed);
+    let run = killed.join("long/a/seed-5");
+    let started = std::time::Instant::now();
+    loop {
+        let latest = std::fs::read_to_string(run.join("checkpoints/latest")).unwrap_or_default();
+        if latest.trim() >= "iter_00000010" {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        assert!(started.elapsed().as_secs() < 300, "no checkpoint appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = read_csv(&run.join("metrics.csv")).unwrap().len();
+    assert!(
+        before < 30,
+        "killed before the end: {before} of 30 iterations"
+    );
+    assert!(run_entry(&killed).wait().unwrap().success());
+    let rows = |d: &Path| -> Vec<Row> {
+        read_csv(&d.join("long/a/seed-5/metrics.csv"))
+            .unwrap()
+            .into_iter()
+            .map(timeless)
+            .collect()
+    };
+    let (a, b) = (rows(&whole), rows(&killed));
+    assert_eq!(a.len(), 30);
+    assert_eq!(
+        a, b,
+        "the resumed run's metrics equal the uninterrupted run's"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// The frames of a GIF file, each checked to be the file's size.
 fn gif_frames(path: &Path) -> usize {
     let file = std::fs::File::open(path).expect("the GIF exists");
