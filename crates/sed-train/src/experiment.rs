@@ -26,6 +26,11 @@ pub struct Experiment {
     pub set: Vec<String>,
     /// The arms, each a name and its own overrides (applied after `set`).
     pub arm: Vec<Arm>,
+    /// A grid over config keys: every arm runs every combination of these values (after
+    /// the arm's overrides), in `<arm>/<key=value,...>/seed-<seed>`. E.g.
+    /// `grid = { "tax.period" = [25, 50], "train.players.learning_rate" = [1e-4, 2.5e-4] }`.
+    #[serde(default)]
+    pub grid: std::collections::BTreeMap<String, Vec<toml::Value>>,
 }
 
 /// One arm of an experiment.
@@ -98,23 +103,53 @@ impl Experiment {
     pub fn entries(&self, out: &Path, extra: &[String]) -> Result<Vec<Entry>> {
         let mut entries = Vec::new();
         for arm in &self.arm {
-            for &seed in &self.seeds {
-                let mut overrides = self.set.clone();
-                overrides.extend_from_slice(&arm.set);
-                overrides.extend_from_slice(extra);
-                overrides.push(format!("seed={seed}"));
-                RunConfig::load(&self.config, &overrides)
-                    .with_context(|| format!("arm {:?}, seed {seed}", arm.name))?;
-                entries.push(Entry {
-                    arm: arm.name.clone(),
-                    seed,
-                    config: self.config.clone(),
-                    overrides,
-                    dir: out.join(&arm.name).join(format!("seed-{seed}")),
-                });
+            for combo in self.combinations()? {
+                let mut arm_dir = out.join(&arm.name);
+                if !combo.is_empty() {
+                    arm_dir = arm_dir.join(combo.join(","));
+                }
+                for &seed in &self.seeds {
+                    let mut overrides = self.set.clone();
+                    overrides.extend_from_slice(&arm.set);
+                    overrides.extend_from_slice(&combo);
+                    overrides.extend_from_slice(extra);
+                    overrides.push(format!("seed={seed}"));
+                    RunConfig::load(&self.config, &overrides).with_context(|| {
+                        format!("arm {:?} {}, seed {seed}", arm.name, combo.join(","))
+                    })?;
+                    entries.push(Entry {
+                        arm: arm.name.clone(),
+                        seed,
+                        config: self.config.clone(),
+                        overrides,
+                        dir: arm_dir.join(format!("seed-{seed}")),
+                    });
+                }
             }
         }
         Ok(entries)
+    }
+
+    /// Every combination of the grid's values as `key=value` overrides, keys in order
+    /// (one empty combination without a grid).
+    fn combinations(&self) -> Result<Vec<Vec<String>>> {
+        let mut combos = vec![Vec::new()];
+        for (key, values) in &self.grid {
+            if values.is_empty() {
+                return Err(InputError(format!("grid.{key:?} lists no values")).into());
+            }
+            combos = combos
+                .into_iter()
+                .flat_map(|c| {
+                    values.iter().map(move |v| {
+                        let mut c = c.clone();
+                        c.push(format!("{key}={v}"));
+                        c
+                    })
+                })
+                .collect();
+        }
+        Ok(combos)
     }
 }
 
@@ -216,4 +251,60 @@ run: |
     let sky_path = dir.join("sweep.sky.yaml");
     write_atomic(&sky_path, sky.as_bytes())?;
     Ok([manifest_path, slurm_path, sky_path])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grid_multiplies_every_arm_by_every_combination() {
+        let dir = std::env::temp_dir().join(format!("sed-grid-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("grid.toml");
+        let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/smoke.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "question = \"q\"\nconfig = {:?}\nseeds = [1, 2]\n\
+                 grid = {{ \"tax.period\" = [10, 20], \"reward.form\" = [\"paper\", \"released_code\"] }}\n\
+                 [[arm]]\nname = \"a\"\n",
+                smoke.display().to_string()
+            ),
+        )
+        .unwrap();
+        let e = Experiment::load(&file).unwrap();
+        let entries = e.entries(Path::new("out"), &[]).unwrap();
+        assert_eq!(entries.len(), 2 * 2 * 2);
+        let first = &entries[0];
+        assert_eq!(
+            first.dir,
+            Path::new("out/a/reward.form=\"paper\",tax.period=10/seed-1")
+        );
+        assert_eq!(
+            first.overrides,
+            ["reward.form=\"paper\"", "tax.period=10", "seed=1"]
+        );
+        assert_eq!(
+            entries[7].dir,
+            Path::new("out/a/reward.form=\"released_code\",tax.period=20/seed-2")
+        );
+        check_distinct(&entries).unwrap();
+        // A value the config refuses is reported before anything runs, naming the entry.
+        std::fs::write(
+            &file,
+            format!(
+                "question = \"q\"\nconfig = {:?}\nseeds = [1]\ngrid = {{ \"tax.period\" = [0] }}\n\
+                 [[arm]]\nname = \"a\"\n",
+                smoke.display().to_string()
+            ),
+        )
+        .unwrap();
+        let err = Experiment::load(&file)
+            .unwrap()
+            .entries(Path::new("out"), &[])
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("tax.period"), "{err:#}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
