@@ -913,7 +913,21 @@ fn a_sweep_writes_its_manifest_and_scripts_and_each_entry_runs_once() {
         .status()
         .unwrap();
     assert!(syntax.success(), "bash -n sweep.slurm");
+    // The SkyPilot task parses as YAML with the fields SkyPilot reads.
     let sky = std::fs::read_to_string(out_dir.join("sweep.sky.yaml")).unwrap();
+    let docs = yaml_rust2::YamlLoader::load_from_str(&sky).expect("valid YAML");
+    let task = &docs[0];
+    assert_eq!(task["name"].as_str(), Some("sed-sweep"));
+    assert_eq!(task["resources"]["use_spot"].as_bool(), Some(true));
+    assert_eq!(task["resources"]["job_recovery"].as_str(), Some("FAILOVER"));
+    assert_eq!(task["envs"]["SED_INDEX"].as_i64(), Some(0));
+    assert!(task["setup"].as_str().unwrap().contains("libvulkan1"));
+    let run_line = task["run"].as_str().unwrap();
+    assert!(
+        run_line.contains(&format!("--manifest {}", manifest.display()))
+            && run_line.contains("--index-var SED_INDEX"),
+        "{run_line}"
+    );
     assert!(
         sky.contains("use_spot: true") && sky.contains("--index-var SED_INDEX"),
         "{sky}"
