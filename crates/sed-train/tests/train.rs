@@ -1002,6 +1002,37 @@ fn a_sweep_writes_its_manifest_and_scripts_and_each_entry_runs_once() {
             "{d}"
         );
     }
+    // eval over the whole sweep: each arm's two seeds as mean, lowest and highest.
+    let tiny = out_dir.join("tiny");
+    let out = sed_train(&[
+        "eval",
+        tiny.to_str().unwrap(),
+        "--episodes",
+        "1",
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tiny.join("eval.json")).unwrap()).unwrap();
+    let settings = report["settings"].as_array().unwrap();
+    assert_eq!(settings.len(), 2);
+    for (s, arm) in settings.iter().zip(["a", "b"]) {
+        assert_eq!(s["runs"].as_array().unwrap().len(), 2, "{s}");
+        assert!(s["setting"].as_str().unwrap().starts_with(arm));
+        let apples = &s["policies"]["trained / trained"]["apples_per_player"];
+        let (lo, mean, hi) = (
+            apples["min"].as_f64().unwrap(),
+            apples["mean"].as_f64().unwrap(),
+            apples["max"].as_f64().unwrap(),
+        );
+        assert!(lo <= mean && mean <= hi && hi > 0.0, "{apples}");
+    }
+    assert!(tiny.join("a/seed-1/eval.json").is_file());
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -2,7 +2,11 @@
 //! seed (every policy meets the same worlds and the same noise): the trained principal,
 //! no tax, and a fixed tax on every bracket, under the trained players; and uniformly
 //! random players. Prints a table and writes the metrics as JSON.
+//!
+//! Given a directory of runs (a sweep), it evaluates each run, then writes `eval.json` in
+//! that directory with each setting's mean, lowest and highest over its seeds.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -14,7 +18,7 @@ use sed_train::trainer::{Actor, Trainer};
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// The run directory.
+    /// The run directory, or a directory of runs (a sweep).
     run: PathBuf,
     /// Episodes per env (every env of the run plays them: envs × episodes episodes).
     #[arg(long, default_value_t = 2)]
@@ -31,6 +35,97 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
+    if args.run.join("checkpoints").is_dir() {
+        return run_one(&args, &args.run).map(|_| ());
+    }
+    let mut runs = Vec::new();
+    super::plot::find_runs(&args.run, 3, &mut runs)?;
+    runs.retain(|r| r.join("checkpoints").is_dir());
+    if runs.is_empty() {
+        return Err(InputError(format!(
+            "{}: no run with a checkpoint in it or below it",
+            args.run.display()
+        ))
+        .into());
+    }
+    // Per setting (runs that differ only in the seed): its first run's path, its runs,
+    // and per policy pair and metric the values of its seeds.
+    let mut settings: Vec<(String, String, Vec<String>, Values)> = Vec::new();
+    for run in &runs {
+        println!("== {}", run.display());
+        let report = run_one(&args, run)?;
+        let key = super::plot::setting(run)?;
+        let name = run
+            .strip_prefix(&args.run)
+            .unwrap_or(run)
+            .display()
+            .to_string();
+        let idx = match settings.iter().position(|s| s.0 == key) {
+            Some(i) => i,
+            None => {
+                settings.push((key, name.clone(), Vec::new(), Values::new()));
+                settings.len() - 1
+            }
+        };
+        let (_, _, members, values) = &mut settings[idx];
+        members.push(name);
+        for row in report["results"].as_array().into_iter().flatten() {
+            let policies = row["policies"].as_str().unwrap_or_default().to_owned();
+            for (metric, v) in row["metrics"].as_object().into_iter().flatten() {
+                if let Some(v) = v.as_f64() {
+                    values
+                        .entry(policies.clone())
+                        .or_default()
+                        .entry(metric.clone())
+                        .or_default()
+                        .push(v);
+                }
+            }
+        }
+    }
+    let spread = |v: &[f64]| {
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        serde_json::json!({ "mean": mean, "min": lo, "max": hi })
+    };
+    let summary: Vec<serde_json::Value> = settings
+        .iter()
+        .map(|(_, first, members, values)| {
+            let policies: serde_json::Map<String, serde_json::Value> = values
+                .iter()
+                .map(|(policy, metrics)| {
+                    let m: serde_json::Map<String, serde_json::Value> = metrics
+                        .iter()
+                        .map(|(k, v)| (k.clone(), spread(v)))
+                        .collect();
+                    (policy.clone(), serde_json::Value::Object(m))
+                })
+                .collect();
+            serde_json::json!({ "setting": first, "runs": members, "policies": policies })
+        })
+        .collect();
+    let path = args
+        .json
+        .clone()
+        .unwrap_or_else(|| args.run.join("eval.json"));
+    let report = serde_json::json!({ "settings": summary });
+    write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    println!(
+        "{} runs in {} settings: wrote {}",
+        runs.len(),
+        settings.len(),
+        path.display()
+    );
+    Ok(())
+}
+
+/// Per policy pair, per metric: the values of a setting's seeds.
+type Values = BTreeMap<String, BTreeMap<String, Vec<f64>>>;
+
+/// Evaluates one run; writes its report (`RUN/eval.json`, or `--json` for a single run)
+/// and returns it.
+fn run_one(args: &EvalArgs, run: &std::path::Path) -> Result<serde_json::Value> {
     let tenths = args.fixed_rate * 10.0;
     if !(0.0..=1.0).contains(&args.fixed_rate) || (tenths - tenths.round()).abs() > 1e-9 {
         return Err(InputError(format!(
@@ -44,7 +139,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     let (picked, why) = pick(args.device)?;
     tracing::info!("device: {why}");
-    let (trainer, ckpt) = Trainer::resume(&args.run, picked, None)?;
+    let (trainer, ckpt) = Trainer::resume(run, picked, None)?;
     let envs = trainer.run().game.num_envs;
     println!(
         "checkpoint {} (iteration {}), {envs} envs x {} episodes",
@@ -89,11 +184,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
         "fixed_rate": args.fixed_rate,
         "results": rows,
     });
-    let path = args
-        .json
-        .clone()
-        .unwrap_or_else(|| args.run.join("eval.json"));
+    let path = if run == args.run {
+        args.json.clone().unwrap_or_else(|| run.join("eval.json"))
+    } else {
+        run.join("eval.json")
+    };
     write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
     println!("wrote {}", path.display());
-    Ok(())
+    Ok(report)
 }

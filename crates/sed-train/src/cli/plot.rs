@@ -37,7 +37,7 @@ const METRICS: &[(&str, &str)] = &[
 ];
 
 /// Run directories under `dir` (itself included), at most `depth` levels down, sorted.
-fn find_runs(dir: &Path, depth: u32, found: &mut Vec<PathBuf>) -> Result<()> {
+pub(super) fn find_runs(dir: &Path, depth: u32, found: &mut Vec<PathBuf>) -> Result<()> {
     if dir.join("metrics.csv").is_file() {
         found.push(dir.to_path_buf());
         return Ok(());
@@ -61,7 +61,7 @@ fn find_runs(dir: &Path, depth: u32, found: &mut Vec<PathBuf>) -> Result<()> {
 type Group = (String, Vec<Vec<Row>>);
 
 /// A run's config without its seed, to group seeds of one setting.
-fn setting(run: &Path) -> Result<String> {
+pub(super) fn setting(run: &Path) -> Result<String> {
     let path = run.join("config.toml");
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
