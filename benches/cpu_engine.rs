@@ -21,12 +21,7 @@ fn step_batch(
     per_step: u64,
 ) {
     let engine = Engine::new(resolved.game.clone(), envs);
-    let (mut state, mut out, mut actions) = (
-        engine.new_state(),
-        engine.new_outputs(),
-        engine.new_actions(),
-    );
-    engine.reset(&mut state, &mut out).expect("reset");
+    let (mut state, mut out, mut actions) = engine.start().expect("start");
     let params = StepParams {
         schedule: TaxSchedule::FULL,
         welfare: resolved.vote(),

@@ -499,16 +499,7 @@ impl Config {
         let (rows, cols) = map.tiled_size(down, across);
         if rows > 255 || cols > 255 {
             let (one_rows, one_cols) = map.tiled_size(1, 1);
-            let (max_down, max_across) = (
-                (1..=255)
-                    .rev()
-                    .find(|&k| map.tiled_size(k, 1).0 <= 255)
-                    .unwrap_or(1),
-                (1..=255)
-                    .rev()
-                    .find(|&k| map.tiled_size(1, k).1 <= 255)
-                    .unwrap_or(1),
-            );
+            let [max_down, max_across] = map.max_tiles();
             return Err(invalid(
                 "env.map_tiles",
                 format!(
@@ -626,16 +617,12 @@ impl Config {
         }
         let max_rate_change_tenths = match t.max_rate_change {
             None => None,
-            Some(d) => {
-                let tenths = (d * 10.0).round();
-                if !(0.0..=1.0).contains(&d) || (d * 10.0 - tenths).abs() > 1e-9 {
-                    return Err(invalid(
-                        "tax.max_rate_change",
-                        format!("{d} must be a multiple of 0.1 in [0, 1]"),
-                    ));
-                }
-                Some(tenths as u32)
-            }
+            Some(d) => Some(crate::principal::rate_tenths(d).ok_or_else(|| {
+                invalid(
+                    "tax.max_rate_change",
+                    format!("{d} must be a multiple of 0.1 in [0, 1]"),
+                )
+            })?),
         };
         Ok((brackets, max_rate_change_tenths))
     }

@@ -445,6 +445,14 @@ impl Engine {
         }
     }
 
+    /// Fresh buffers with the run started ([`Engine::reset`]): state, outputs, and actions
+    /// filled with NOOP and "keep".
+    pub fn start(&self) -> Result<(State, Outputs, Actions), EngineError> {
+        let (mut state, mut out) = (self.new_state(), self.new_outputs());
+        self.reset(&mut state, &mut out)?;
+        Ok((state, out, self.new_actions()))
+    }
+
     /// Starts the run: every env at tick 0 with fresh spawns, full apples, zero rates and
     /// statistics; writes the first observations.
     pub fn reset(&self, state: &mut State, out: &mut Outputs) -> Result<(), EngineError> {

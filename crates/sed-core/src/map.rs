@@ -274,14 +274,21 @@ impl Map {
     /// Whether every cell on the map's border is a wall (and there is an interior).
     fn walled(&self) -> bool {
         let (rows, cols) = (self.rows as i32, self.cols as i32);
+        let wall = |r, c| self.tile(r, c) == Some(Tile::Wall);
         rows > 2
             && cols > 2
-            && (0..rows).all(|r| {
-                (0..cols).all(|c| {
-                    let border = r == 0 || c == 0 || r == rows - 1 || c == cols - 1;
-                    !border || self.tile(r, c) == Some(Tile::Wall)
-                })
-            })
+            && (0..cols).all(|c| wall(0, c) && wall(rows - 1, c))
+            && (0..rows).all(|r| wall(r, 0) && wall(r, cols - 1))
+    }
+
+    /// The largest `[down, across]` whose [`Map::tiled_text`] stays within 255 × 255.
+    #[must_use]
+    pub fn max_tiles(&self) -> [u32; 2] {
+        let ring = 2 * u32::from(self.walled());
+        [
+            (255 - ring) / (self.rows - ring),
+            (255 - ring) / (self.cols - ring),
+        ]
     }
 
     /// The tile at `(row, col)`, or `None` off the grid.

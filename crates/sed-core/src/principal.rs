@@ -33,6 +33,15 @@ pub fn allowed(
     mask
 }
 
+/// A rate (or rate change) given as a fraction, in tenths: `Some(k)` when it is one of
+/// 0, 0.1, …, 1 (within float noise), else `None`.
+#[must_use]
+pub fn rate_tenths(fraction: f64) -> Option<u32> {
+    let tenths = (fraction * 10.0).round();
+    ((0.0..=1.0).contains(&fraction) && (fraction * 10.0 - tenths).abs() <= 1e-9)
+        .then_some(tenths as u32)
+}
+
 /// Applies one head's choice, projecting it onto the feasible set so that the cap and the
 /// divergence bound hold even for a policy that does not mask: the new rate is
 /// `clamp(choice, current ± δ)` then `min(·, cap)`.

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use sed_core::config::{Config, ConfigError, Resolved, origin_with, parse_table};
+use sed_core::principal::rate_tenths;
 use serde::{Deserialize, Serialize};
 
 /// PPO settings of one learner (`[train.players]` or `[train.principal]`), CleanRL's names
@@ -270,14 +271,13 @@ impl RunConfig {
                 ),
             ));
         }
-        if let Some(rate) = train.fixed_rate {
-            let tenths = rate * 10.0;
-            if !(0.0..=1.0).contains(&rate) || (tenths - tenths.round()).abs() > 1e-9 {
-                return Err(invalid(
-                    "train.fixed_rate",
-                    format!("{rate} is not one of 0, 0.1, ..., 1"),
-                ));
-            }
+        if let Some(rate) = train.fixed_rate
+            && rate_tenths(rate).is_none()
+        {
+            return Err(invalid(
+                "train.fixed_rate",
+                format!("{rate} is not one of 0, 0.1, ..., 1"),
+            ));
         }
         let rows = game.num_envs as u64 * game.game.players as u64 * train.sampling_horizon as u64;
         if (train.players.minibatches as u64) > rows {
@@ -306,7 +306,7 @@ impl RunConfig {
     /// replaced by one.
     #[must_use]
     pub fn fixed_choice(&self) -> Option<u32> {
-        self.train.fixed_rate.map(|r| (r * 10.0).round() as u32)
+        self.train.fixed_rate.and_then(rate_tenths)
     }
 
     /// Iterations of the run.

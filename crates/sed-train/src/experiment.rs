@@ -153,6 +153,30 @@ impl Experiment {
     }
 }
 
+/// Experiment files with their runs under `out/<file stem>/`, every entry's config
+/// resolved (`extra` overrides last) and no two entries writing one directory: the
+/// experiments with their names, directories and entries, in the files' order.
+pub fn plan(
+    files: &[PathBuf],
+    out: &Path,
+    extra: &[String],
+) -> Result<Vec<(String, Experiment, PathBuf, Vec<Entry>)>> {
+    let mut plans = Vec::new();
+    for file in files {
+        let experiment = Experiment::load(file)?;
+        let name = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "experiment".into());
+        let dir = out.join(&name);
+        let entries = experiment.entries(&dir, extra)?;
+        plans.push((name, experiment, dir, entries));
+    }
+    let all: Vec<Entry> = plans.iter().flat_map(|p| p.3.iter().cloned()).collect();
+    check_distinct(&all)?;
+    Ok(plans)
+}
+
 /// A sweep's manifest: one JSON line per entry, in index order.
 #[must_use]
 pub fn manifest(entries: &[Entry]) -> String {
@@ -180,7 +204,7 @@ pub fn entry(path: &Path, index: usize) -> Result<Entry> {
 }
 
 /// Refuses entries that would write one directory twice.
-pub fn check_distinct(entries: &[Entry]) -> Result<()> {
+fn check_distinct(entries: &[Entry]) -> Result<()> {
     for (i, e) in entries.iter().enumerate() {
         if let Some(j) = entries[..i].iter().position(|o| o.dir == e.dir) {
             return Err(InputError(format!(

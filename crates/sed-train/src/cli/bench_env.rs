@@ -114,12 +114,7 @@ fn commit() -> String {
 /// Env-steps per second of the CPU engine at `envs` envs.
 fn cpu_rate(game: &Game, params: &StepParams, envs: usize, seconds: f64) -> Result<(usize, f64)> {
     let engine = Engine::new(game.clone(), envs);
-    let (mut state, mut out, mut actions) = (
-        engine.new_state(),
-        engine.new_outputs(),
-        engine.new_actions(),
-    );
-    engine.reset(&mut state, &mut out)?;
+    let (mut state, mut out, mut actions) = engine.start()?;
     let tables = action_tables(actions.players.len());
     time(
         seconds,

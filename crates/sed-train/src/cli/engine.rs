@@ -56,12 +56,7 @@ pub fn rollout(args: RolloutArgs) -> Result<()> {
     let game = &resolved.game;
     let steps = args.steps.unwrap_or(2 * game.episode_len);
     let engine = Engine::new(game.clone(), resolved.num_envs as usize);
-    let (mut state, mut out, mut actions) = (
-        engine.new_state(),
-        engine.new_outputs(),
-        engine.new_actions(),
-    );
-    engine.reset(&mut state, &mut out)?;
+    let (mut state, mut out, mut actions) = engine.start()?;
     let welfare = resolved.vote();
     let schedule = resolved.schedule(0);
     println!(

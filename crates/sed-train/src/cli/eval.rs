@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use sed_core::principal::rate_tenths;
 use sed_train::checkpoint::write_atomic;
 use sed_train::device::{DeviceChoice, pick};
 use sed_train::session::InputError;
@@ -35,6 +36,16 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
+    if rate_tenths(args.fixed_rate).is_none() {
+        return Err(InputError(format!(
+            "--fixed-rate {}: use one of 0, 0.1, ..., 1",
+            args.fixed_rate
+        ))
+        .into());
+    }
+    if args.episodes == 0 {
+        return Err(InputError("--episodes 0: must be at least 1".into()).into());
+    }
     if args.run.join("checkpoints").is_dir() {
         return run_one(&args, &args.run).map(|_| ());
     }
@@ -126,17 +137,7 @@ type Values = BTreeMap<String, BTreeMap<String, Vec<f64>>>;
 /// Evaluates one run; writes its report (`RUN/eval.json`, or `--json` for a single run)
 /// and returns it.
 fn run_one(args: &EvalArgs, run: &std::path::Path) -> Result<serde_json::Value> {
-    let tenths = args.fixed_rate * 10.0;
-    if !(0.0..=1.0).contains(&args.fixed_rate) || (tenths - tenths.round()).abs() > 1e-9 {
-        return Err(InputError(format!(
-            "--fixed-rate {}: use one of 0, 0.1, ..., 1",
-            args.fixed_rate
-        ))
-        .into());
-    }
-    if args.episodes == 0 {
-        return Err(InputError("--episodes 0: must be at least 1".into()).into());
-    }
+    let fixed_choice = rate_tenths(args.fixed_rate).unwrap_or_default();
     let (picked, why) = pick(args.device)?;
     tracing::info!("device: {why}");
     let (trainer, ckpt) = Trainer::resume(run, picked, None)?;
@@ -159,7 +160,7 @@ fn run_one(args: &EvalArgs, run: &std::path::Path) -> Result<serde_json::Value> 
         (
             fixed_name.as_str(),
             Actor::Trained,
-            Actor::Fixed(tenths.round() as u32),
+            Actor::Fixed(fixed_choice),
         ),
         ("uniform random / trained", Actor::Uniform, Actor::Trained),
         (

@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use sed_train::device::DeviceChoice;
-use sed_train::experiment::Experiment;
 
 use super::plot::{self, PlotArgs};
 use super::train;
@@ -37,19 +36,7 @@ pub struct ExperimentArgs {
 
 pub fn run(args: ExperimentArgs) -> Result<()> {
     // Every file and every run's config first, so that nothing trains before all are valid.
-    let mut plans = Vec::new();
-    for file in &args.files {
-        let experiment = Experiment::load(file)?;
-        let name = file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "experiment".into());
-        let dir = args.out.join(&name);
-        let entries = experiment.entries(&dir, &args.overrides)?;
-        plans.push((name, experiment, dir, entries));
-    }
-    let all: Vec<_> = plans.iter().flat_map(|p| p.3.iter().cloned()).collect();
-    sed_train::experiment::check_distinct(&all)?;
+    let plans = sed_train::experiment::plan(&args.files, &args.out, &args.overrides)?;
     for (name, experiment, dir, entries) in plans {
         println!("{name}: {}", experiment.question.trim());
         if !args.plot_only {
@@ -103,16 +90,10 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
             sed_train::session::InputError("--workers 0: must be at least 1".into()).into(),
         );
     }
-    let mut entries = Vec::new();
-    for file in &args.files {
-        let experiment = Experiment::load(file)?;
-        let name = file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "experiment".into());
-        entries.extend(experiment.entries(&args.out.join(name), &args.overrides)?);
-    }
-    sed_train::experiment::check_distinct(&entries)?;
+    let entries: Vec<_> = sed_train::experiment::plan(&args.files, &args.out, &args.overrides)?
+        .into_iter()
+        .flat_map(|p| p.3)
+        .collect();
     let files = sed_train::experiment::write_sweep(&args.out, &entries, args.workers)?;
     for f in &files {
         println!("wrote {}", f.display());

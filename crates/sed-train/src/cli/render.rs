@@ -91,12 +91,7 @@ fn random(args: &RenderArgs) -> Result<Vec<Pixels>> {
         .steps
         .unwrap_or(if args.text { 3 } else { game.episode_len });
     let engine = Engine::new(game.clone(), 1);
-    let (mut state, mut out, mut actions) = (
-        engine.new_state(),
-        engine.new_outputs(),
-        engine.new_actions(),
-    );
-    engine.reset(&mut state, &mut out)?;
+    let (mut state, mut out, mut actions) = engine.start()?;
     let welfare = resolved.vote();
     let params = StepParams {
         schedule: if resolved.tax_enabled {
