@@ -33,12 +33,7 @@ fn a_tiled_map_scales_apples_and_spawns_and_round_trips() {
     assert_eq!((map.rows, map.cols), (16 * 15 + 2, 22 * 11 + 2));
     assert_eq!(map.apples(), 165 * one.apples());
     assert_eq!(map.spawn_capacity(), 165 * one.spawn_capacity());
-    let text = r.config.to_toml();
-    let again = Config::from_toml(&text, &[], "resolved")
-        .unwrap()
-        .resolve()
-        .unwrap();
-    assert_eq!(again.game, r.game);
+    assert_eq!(round_trip(&r).game, r.game);
     // Without the tiling there is no room for the crowd.
     assert!(rejected(&["env.players=4096"]).contains("only 62 spawn cells"));
 }
@@ -66,12 +61,15 @@ fn overrides_apply_and_the_resolved_config_round_trips() {
         sed_core::reward::RewardForm::ReleasedCode
     );
     // The resolved config, written beside a run's outputs, resolves to the same game.
-    let text = r.config.to_toml();
-    let again = Config::from_toml(&text, &[], "resolved")
+    assert_eq!(round_trip(&r).game, r.game);
+}
+
+/// The resolved config as written beside a run's outputs, resolved again.
+fn round_trip(r: &sed_core::config::Resolved) -> sed_core::config::Resolved {
+    Config::from_toml(&r.config.to_toml(), &[], "resolved")
         .unwrap()
         .resolve()
-        .unwrap();
-    assert_eq!(again.game, r.game);
+        .unwrap()
 }
 
 fn rejected(overrides: &[&str]) -> String {

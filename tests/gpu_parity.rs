@@ -122,6 +122,18 @@ fn compare(
 
 /// Runs both engines for `steps` steps of random actions and compares everything. Returns
 /// the largest reward numerator magnitude the CPU produced.
+/// [`compare`] of the CPU simulation against the GPU engine's buffers, read back now.
+fn compare_with(gpu: &GpuEngine, step: i64, l: &sed_core::engine::Layout, cpu: &Sim) {
+    compare(
+        step,
+        l,
+        &cpu.state,
+        &cpu.out,
+        &gpu.read_state().unwrap(),
+        &gpu.read_outputs().unwrap(),
+    );
+}
+
 fn parity(file: &str, overrides: &[&str], envs: usize, steps: u32, schedule: TaxSchedule) -> f64 {
     let r = resolved(file, overrides);
     let mut cpu = Sim::new(r, envs);
@@ -129,14 +141,7 @@ fn parity(file: &str, overrides: &[&str], envs: usize, steps: u32, schedule: Tax
     let gpu = GpuEngine::new(context(), cpu.resolved.game.clone(), envs).expect("GPU engine");
     gpu.reset().unwrap();
     let l = cpu.engine.layout();
-    compare(
-        -1,
-        &l,
-        &cpu.state,
-        &cpu.out,
-        &gpu.read_state().unwrap(),
-        &gpu.read_outputs().unwrap(),
-    );
+    compare_with(&gpu, -1, &l, &cpu);
     let mut rng = 0x5eed_u32 ^ envs as u32;
     let mut episode_ends = 0;
     let game = &cpu.resolved.game;
@@ -154,14 +159,7 @@ fn parity(file: &str, overrides: &[&str], envs: usize, steps: u32, schedule: Tax
         gpu.write_actions(&cpu.actions);
         cpu.step();
         gpu.step(&cpu.params).unwrap();
-        compare(
-            step as i64,
-            &l,
-            &cpu.state,
-            &cpu.out,
-            &gpu.read_state().unwrap(),
-            &gpu.read_outputs().unwrap(),
-        );
+        compare_with(&gpu, step as i64, &l, &cpu);
         episode_ends += (cpu.out.truncated[0] == 1) as u32;
         for &r in &cpu.out.reward {
             largest = largest.max((r as f64 * denominator).abs());
@@ -506,14 +504,7 @@ fn sixty_five_thousand_envs_use_two_dimensional_dispatch() {
         cpu.step();
         gpu.step(&cpu.params).unwrap();
     }
-    compare(
-        1,
-        &l,
-        &cpu.state,
-        &cpu.out,
-        &gpu.read_state().unwrap(),
-        &gpu.read_outputs().unwrap(),
-    );
+    compare_with(&gpu, 1, &l, &cpu);
 }
 
 #[test]
@@ -637,14 +628,7 @@ fn a_timed_step_times_each_kernel_and_steps_like_any_other() {
                 gpu.step(&cpu.params).unwrap();
             }
         }
-        compare(
-            step as i64,
-            &l,
-            &cpu.state,
-            &cpu.out,
-            &gpu.read_state().unwrap(),
-            &gpu.read_outputs().unwrap(),
-        );
+        compare_with(&gpu, step as i64, &l, &cpu);
     }
     eprintln!("timestamp queries on {}: {supported}", context().describe());
 }

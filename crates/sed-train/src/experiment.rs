@@ -153,14 +153,22 @@ impl Experiment {
     }
 }
 
+/// An experiment file read and resolved into runs.
+pub struct Plan {
+    /// The file's stem.
+    pub name: String,
+    /// The file.
+    pub experiment: Experiment,
+    /// Its directory, `out/<name>`.
+    pub dir: PathBuf,
+    /// Its runs.
+    pub entries: Vec<Entry>,
+}
+
 /// Experiment files with their runs under `out/<file stem>/`, every entry's config
-/// resolved (`extra` overrides last) and no two entries writing one directory: the
-/// experiments with their names, directories and entries, in the files' order.
-pub fn plan(
-    files: &[PathBuf],
-    out: &Path,
-    extra: &[String],
-) -> Result<Vec<(String, Experiment, PathBuf, Vec<Entry>)>> {
+/// resolved (`extra` overrides last) and no two entries writing one directory, in the
+/// files' order.
+pub fn plan(files: &[PathBuf], out: &Path, extra: &[String]) -> Result<Vec<Plan>> {
     let mut plans = Vec::new();
     for file in files {
         let experiment = Experiment::load(file)?;
@@ -170,9 +178,14 @@ pub fn plan(
             .unwrap_or_else(|| "experiment".into());
         let dir = out.join(&name);
         let entries = experiment.entries(&dir, extra)?;
-        plans.push((name, experiment, dir, entries));
+        plans.push(Plan {
+            name,
+            experiment,
+            dir,
+            entries,
+        });
     }
-    let all: Vec<Entry> = plans.iter().flat_map(|p| p.3.iter().cloned()).collect();
+    let all: Vec<Entry> = plans.iter().flat_map(|p| p.entries.clone()).collect();
     check_distinct(&all)?;
     Ok(plans)
 }

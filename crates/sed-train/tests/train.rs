@@ -310,6 +310,28 @@ fn sed_train(args: &[&str]) -> std::process::Output {
         .expect("the binary runs")
 }
 
+/// Runs the binary and asserts that it succeeded, showing its stderr if not.
+fn sed_train_ok(args: &[&str]) -> std::process::Output {
+    let out = sed_train(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Writes an experiment file over `configs/smoke.toml` asking `question`, with `body`
+/// (seeds, overrides, arms) after it.
+fn smoke_experiment(path: &Path, question: &str, body: &str) {
+    let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/smoke.toml");
+    let text = format!(
+        "question = {question:?}\nconfig = {:?}\n{body}",
+        smoke.display().to_string()
+    );
+    std::fs::write(path, text).unwrap();
+}
+
 #[test]
 fn the_binary_trains_on_the_smoke_config_and_writes_every_output() {
     let dir = temp_dir("binary");
@@ -393,7 +415,7 @@ fn the_binary_trains_on_the_smoke_config_and_writes_every_output() {
     assert!(dir.join("checkpoints/iter_00000002").is_dir());
 
     // Resuming a finished run with more steps continues it.
-    let out = sed_train(&[
+    sed_train_ok(&[
         "--resume",
         dir.to_str().unwrap(),
         "--total-steps",
@@ -401,15 +423,10 @@ fn the_binary_trains_on_the_smoke_config_and_writes_every_output() {
         "--device",
         "cpu",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(read_csv(&dir.join("metrics.csv")).unwrap().len(), 4);
 
     // The checkpoint against the baselines, on the same worlds: a JSON of five rows.
-    let out = sed_train(&[
+    sed_train_ok(&[
         "eval",
         dir.to_str().unwrap(),
         "--episodes",
@@ -417,11 +434,6 @@ fn the_binary_trains_on_the_smoke_config_and_writes_every_output() {
         "--device",
         "cpu",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("eval.json")).unwrap()).unwrap();
     let results = report["results"].as_array().unwrap();
@@ -449,7 +461,7 @@ fn the_binary_trains_on_the_smoke_config_and_writes_every_output() {
 
     // The checkpoint plays an episode into a GIF: one frame per 2 steps.
     let gif = dir.join("replay/episode.gif");
-    let out = sed_train(&[
+    sed_train_ok(&[
         "render",
         "--run",
         dir.to_str().unwrap(),
@@ -462,11 +474,6 @@ fn the_binary_trains_on_the_smoke_config_and_writes_every_output() {
         "--out",
         gif.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(gif_frames(&gif), 4);
     std::fs::remove_dir_all(dir.join("replay")).unwrap();
 
@@ -560,21 +567,15 @@ fn plot_draws_runs_and_groups_the_seeds_of_one_setting() {
 fn an_experiment_trains_every_arm_and_seed_then_draws_its_figures() {
     let dir = temp_dir("experiment");
     std::fs::create_dir_all(&dir).unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let file = dir.join("tiny.toml");
-    std::fs::write(
+    smoke_experiment(
         &file,
-        format!(
-            "question = \"Does a flat tax change anything?\"\n\
-             config = {:?}\n\
-             seeds = [1, 2]\n\
-             set = [\"train.total_steps=160\", \"train.sampling_horizon=20\"]\n\
-             [[arm]]\nname = \"learned\"\n\
-             [[arm]]\nname = \"fixed-30\"\nset = [\"train.fixed_rate=0.3\"]\n",
-            root.join("configs/smoke.toml").display().to_string()
-        ),
-    )
-    .unwrap();
+        "Does a flat tax change anything?",
+        "seeds = [1, 2]\n\
+         set = [\"train.total_steps=160\", \"train.sampling_horizon=20\"]\n\
+         [[arm]]\nname = \"learned\"\n\
+         [[arm]]\nname = \"fixed-30\"\nset = [\"train.fixed_rate=0.3\"]\n",
+    );
     let out_dir = dir.join("out");
     let run = |extra: &[&str]| {
         let mut args = vec![
@@ -862,18 +863,15 @@ fn a_sweep_writes_its_manifest_and_scripts_and_each_entry_runs_once() {
     std::fs::create_dir_all(&dir).unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let file = dir.join("tiny.toml");
-    std::fs::write(
+    smoke_experiment(
         &file,
-        format!(
-            "question = \"q\"\nconfig = {:?}\nseeds = [1, 2]\n\
-             set = [\"train.total_steps=160\", \"train.sampling_horizon=20\"]\n\
-             [[arm]]\nname = \"a\"\n[[arm]]\nname = \"b\"\nset = [\"tax.enabled=false\"]\n",
-            root.join("configs/smoke.toml").display().to_string()
-        ),
-    )
-    .unwrap();
+        "q",
+        "seeds = [1, 2]\n\
+         set = [\"train.total_steps=160\", \"train.sampling_horizon=20\"]\n\
+         [[arm]]\nname = \"a\"\n[[arm]]\nname = \"b\"\nset = [\"tax.enabled=false\"]\n",
+    );
     let out_dir = dir.join("out");
-    let out = sed_train(&[
+    sed_train_ok(&[
         "sweep",
         file.to_str().unwrap(),
         "--out",
@@ -881,11 +879,6 @@ fn a_sweep_writes_its_manifest_and_scripts_and_each_entry_runs_once() {
         "--workers",
         "3",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let manifest = out_dir.join("manifest.jsonl");
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&manifest)
         .unwrap()
@@ -981,7 +974,7 @@ fn a_sweep_writes_its_manifest_and_scripts_and_each_entry_runs_once() {
         assert!(stderr.contains(expected), "{stderr}");
     }
     // --local runs the rest; the finished entry stays as it was.
-    let out = sed_train(&[
+    sed_train_ok(&[
         "sweep",
         file.to_str().unwrap(),
         "--out",
@@ -990,11 +983,6 @@ fn a_sweep_writes_its_manifest_and_scripts_and_each_entry_runs_once() {
         "--device",
         "cpu",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     for d in &expected {
         assert_eq!(
             read_csv(&Path::new(d).join("metrics.csv")).unwrap().len(),
@@ -1004,7 +992,7 @@ fn a_sweep_writes_its_manifest_and_scripts_and_each_entry_runs_once() {
     }
     // eval over the whole sweep: each arm's two seeds as mean, lowest and highest.
     let tiny = out_dir.join("tiny");
-    let out = sed_train(&[
+    sed_train_ok(&[
         "eval",
         tiny.to_str().unwrap(),
         "--episodes",
@@ -1012,11 +1000,6 @@ fn a_sweep_writes_its_manifest_and_scripts_and_each_entry_runs_once() {
         "--device",
         "cpu",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(tiny.join("eval.json")).unwrap()).unwrap();
     let settings = report["settings"].as_array().unwrap();
@@ -1042,16 +1025,13 @@ fn a_sweep_entry_killed_mid_run_resumes_and_ends_like_an_uninterrupted_one() {
     std::fs::create_dir_all(&dir).unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let file = dir.join("long.toml");
-    std::fs::write(
+    smoke_experiment(
         &file,
-        format!(
-            "question = \"q\"\nconfig = {:?}\nseeds = [5]\n\
-             set = [\"train.total_steps=4800\", \"train.sampling_horizon=20\", \"train.checkpoint_interval=1\"]\n\
-             [[arm]]\nname = \"a\"\n",
-            root.join("configs/smoke.toml").display().to_string()
-        ),
-    )
-    .unwrap();
+        "q",
+        "seeds = [5]\n\
+         set = [\"train.total_steps=4800\", \"train.sampling_horizon=20\", \"train.checkpoint_interval=1\"]\n\
+         [[arm]]\nname = \"a\"\n",
+    );
     let run_entry = |out: &Path| {
         let status = Command::new(env!("CARGO_BIN_EXE_sed-train"))
             .args([
@@ -1140,7 +1120,7 @@ fn gif_frames(path: &Path) -> usize {
 fn render_writes_a_gif_of_random_play_or_prints_text() {
     let dir = temp_dir("render");
     let gif = dir.join("episode.gif");
-    let out = sed_train(&[
+    sed_train_ok(&[
         "render",
         "--config",
         "configs/smoke.toml",
@@ -1151,11 +1131,6 @@ fn render_writes_a_gif_of_random_play_or_prints_text() {
         "--out",
         gif.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     // The reset and each of 5 steps; the smoke map is 7 x 12 cells of 8 pixels, beside
     // a 128-pixel panel.
     assert_eq!(gif_frames(&gif), 6);

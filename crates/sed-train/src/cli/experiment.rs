@@ -37,7 +37,13 @@ pub struct ExperimentArgs {
 pub fn run(args: ExperimentArgs) -> Result<()> {
     // Every file and every run's config first, so that nothing trains before all are valid.
     let plans = sed_train::experiment::plan(&args.files, &args.out, &args.overrides)?;
-    for (name, experiment, dir, entries) in plans {
+    for sed_train::experiment::Plan {
+        name,
+        experiment,
+        dir,
+        entries,
+    } in plans
+    {
         println!("{name}: {}", experiment.question.trim());
         if !args.plot_only {
             for (k, entry) in entries.iter().enumerate() {
@@ -92,7 +98,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     }
     let entries: Vec<_> = sed_train::experiment::plan(&args.files, &args.out, &args.overrides)?
         .into_iter()
-        .flat_map(|p| p.3)
+        .flat_map(|p| p.entries)
         .collect();
     let files = sed_train::experiment::write_sweep(&args.out, &entries, args.workers)?;
     for f in &files {
