@@ -71,6 +71,21 @@ pub const fn run_key(seed: u64) -> u32 {
     mix(lo ^ mix(hi ^ 0x5ed5_eed0))
 }
 
+/// The run key of the envs of device `rank` when a run's envs are split over several
+/// devices: rank 0 keeps the run's key (a one-device run is unchanged), every other rank
+/// gets `mix(run_key ^ mix(rank ^ 0x5a4d_0000))`, so no two devices play the same worlds.
+/// Player types are drawn from the seed, not from this key, so every device has the same
+/// players.
+#[inline]
+#[must_use]
+pub const fn shard_key(run_key: u32, rank: u32) -> u32 {
+    if rank == 0 {
+        run_key
+    } else {
+        mix(run_key ^ mix(rank ^ 0x5a4d_0000))
+    }
+}
+
 /// The key of one env at one tick; every draw of that step derives from it.
 #[inline(always)]
 #[must_use]
@@ -163,6 +178,15 @@ mod tests {
             [s.draw(0), s.draw(1), s.draw(2)],
             [0xa8c4_f272, 0x85a6_9cda, 0x852c_3c2b]
         );
+    }
+
+    #[test]
+    fn shard_keys_keep_rank_zero_and_differ() {
+        let k = run_key(42);
+        assert_eq!(shard_key(k, 0), k);
+        let keys: std::collections::BTreeSet<u32> = (0..64).map(|r| shard_key(k, r)).collect();
+        assert_eq!(keys.len(), 64);
+        assert_eq!(shard_key(k, 1), mix(k ^ mix(0x5a4d_0001)));
     }
 
     #[test]

@@ -47,8 +47,30 @@ pub struct TrainerState {
     pub shuffle_seed: u64,
     /// Its position (ChaCha word position).
     pub shuffle_word_pos: u128,
+    /// Devices the run's envs are split over (`--gpus`); each has an `env.bin` of its own
+    /// (`env.bin` for the first, `env.K.bin` for rank K).
+    #[serde(default = "one")]
+    pub devices: usize,
+    /// The positions of the shuffling generators of ranks 1, 2, ... (seeded with
+    /// `shuffle_seed + rank`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rank_word_pos: Vec<u128>,
     /// Seconds of training before this checkpoint (for throughput after resume).
     pub elapsed_seconds: f64,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// The file of rank `rank`'s env snapshot in a checkpoint.
+#[must_use]
+pub fn env_file(rank: usize) -> String {
+    if rank == 0 {
+        "env.bin".into()
+    } else {
+        format!("env.{rank}.bin")
+    }
 }
 
 /// The env and the trainer's device accumulators, as host arrays.

@@ -57,6 +57,46 @@ impl Picked {
     }
 }
 
+/// The devices a run trains on: one, or one per GPU of `--gpus`. The first holds the
+/// networks and the optimizers; every device steps its own share of the envs.
+#[derive(Clone, Debug)]
+pub struct Devices(pub Vec<Picked>);
+
+impl From<Picked> for Devices {
+    fn from(picked: Picked) -> Self {
+        Self(vec![picked])
+    }
+}
+
+/// Opens one device per entry of `--gpus` (an index, PCI bus id or name each, as `--gpu`
+/// takes; an adapter named twice gives two devices on it), each registered with Burn.
+/// Returns them and a sentence saying what was opened.
+pub fn pick_gpus(list: &str) -> Result<(Devices, String)> {
+    let entries: Vec<&str> = list.split(',').map(str::trim).collect();
+    if entries.iter().any(|e| e.is_empty()) {
+        bail!(
+            "--gpus {list:?}: give adapters separated by commas, e.g. `--gpus 0,1` (see `sed-train devices`)"
+        );
+    }
+    let mut picked = Vec::with_capacity(entries.len());
+    let mut names = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let choice = sed_gpu::AdapterChoice::parse(entry);
+        let ctx = GpuContext::with_choice(&choice).map_err(|e| anyhow!("--gpus {entry}: {e}"))?;
+        // Burn keeps every registered device for the process's life; so does this.
+        let ctx: &'static GpuContext = Box::leak(Box::new(ctx));
+        let device = burn_device(ctx).map_err(|e| anyhow!("--gpus {entry}: {e:#}"))?;
+        names.push(ctx.describe());
+        picked.push(Picked::Gpu(ctx, device));
+    }
+    let why = format!(
+        "{} devices (--gpus {list}): {}",
+        picked.len(),
+        names.join("; ")
+    );
+    Ok((Devices(picked), why))
+}
+
 /// The process's one GPU context, registered with Burn once (Burn keeps every registered
 /// device for the process's life).
 pub fn shared_gpu() -> Result<(&'static GpuContext, Device)> {

@@ -63,6 +63,12 @@ pub struct Inputs {
 }
 
 impl Inputs {
+    /// The layout these inputs were made for.
+    #[must_use]
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
     /// The inputs of `game` with `layout` on `device`.
     #[must_use]
     pub fn new(game: &Game, layout: Layout, sees_tax: bool, device: &Device) -> Self {

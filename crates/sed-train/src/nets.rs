@@ -270,6 +270,23 @@ pub fn materialise<M: Module>(module: &M) {
     module.visit(&mut Touch);
 }
 
+/// Every parameter of `module`, flattened, in visiting order (read back to the host; for
+/// tests and comparisons of runs).
+#[must_use]
+pub fn flat_params<M: Module>(module: &M) -> Vec<f32> {
+    struct Flat(Vec<f32>);
+    impl burn::module::ModuleVisitor for Flat {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let data = param.val().inner().into_data().convert::<f32>();
+            self.0
+                .extend(data.try_into_vec::<f32>().expect("float parameters"));
+        }
+    }
+    let mut f = Flat(Vec::new());
+    module.visit(&mut f);
+    f.0
+}
+
 #[cfg(test)]
 mod tests {
     use burn::prelude::TensorData;

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 
 use crate::checkpoint::{self, write_atomic};
 use crate::config::RunConfig;
-use crate::device::Picked;
+use crate::device::Devices;
 use crate::metrics::{MetricsWriter, Row};
 use crate::trainer::Trainer;
 
@@ -69,7 +69,7 @@ fn differing_keys(a: &toml::Table, b: &toml::Table, prefix: &str, out: &mut Vec<
 
 impl Session {
     /// Starts a new run in `dir`, which must not exist or be empty.
-    pub fn start(run: RunConfig, picked: Picked, dir: &Path) -> Result<Self> {
+    pub fn start(run: RunConfig, devices: impl Into<Devices>, dir: &Path) -> Result<Self> {
         if dir.is_file() || is_nonempty_dir(dir) {
             return Err(InputError(format!(
                 "--out {}: the directory already exists and is not empty; pass `--resume {}` to continue that run, or choose another --out",
@@ -80,7 +80,7 @@ impl Session {
         }
         let text = run.to_toml();
         let brackets = run.game.game.brackets.len();
-        let trainer = Trainer::new(run, picked)?;
+        let trainer = Trainer::new(run, devices)?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         write_atomic(&dir.join("config.toml"), text.as_bytes())?;
         let metrics = MetricsWriter::open(dir, brackets, None)?;
@@ -97,7 +97,7 @@ impl Session {
     /// `total_steps` extends the run.
     pub fn resume(
         dir: &Path,
-        picked: Picked,
+        devices: impl Into<Devices>,
         requested: Option<RunConfig>,
         total_steps: Option<u64>,
     ) -> Result<Self> {
@@ -114,7 +114,7 @@ impl Session {
             .into());
         }
         let total_steps = total_steps.or(requested.as_ref().map(|r| r.train.total_steps));
-        let (trainer, ckpt) = match Trainer::resume(dir, picked, total_steps) {
+        let (trainer, ckpt) = match Trainer::resume(dir, devices, total_steps) {
             Ok(t) => t,
             Err(e) => return Err(InputError(format!("{e:#}")).into()),
         };

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::{Device, Int, Tensor, TensorData};
 use burn::tensor::Transaction;
 use rand::SeedableRng;
@@ -34,9 +34,9 @@ use sed_core::voting::SocialChoice as _;
 use sed_core::welfare::Welfare;
 
 use crate::adam::Adam;
-use crate::checkpoint::{self, EnvSnapshot, TrainerState, write_atomic};
+use crate::checkpoint::{self, EnvSnapshot, TrainerState, env_file, write_atomic};
 use crate::config::{PpoConfig, RunConfig};
-use crate::device::Picked;
+use crate::device::{Devices, Picked};
 use crate::env::{CpuEnv, GpuEnv, Noise, VecEnv};
 use crate::features::Inputs;
 use crate::metrics::Row;
@@ -136,33 +136,84 @@ pub struct Evaluation {
     pub mean_rate: f64,
 }
 
-/// The trainer: both learners, their optimizers, the env and the counters of the run.
-pub struct Trainer {
-    run: RunConfig,
+/// One device's share of the run: its envs, their inputs, the trainer's accumulators for
+/// them, and the generator of its minibatch shuffles (seeded with the run's shuffle seed
+/// plus its rank).
+struct Shard {
     picked: Picked,
-    env: Box<dyn VecEnv>,
+    env: Box<dyn VecEnv + Send>,
     dev: Device,
     inputs: Inputs,
-    players: PlayerNet,
-    principal: PrincipalNet,
-    opt_players: Adam,
-    opt_principal: Adam,
-    rng: ChaCha8Rng,
-    shuffle_seed: u64,
-    tick: u64,
-    iteration: u64,
     episode_return: Tensor<1>,
     round_return: Tensor<1>,
     keep: Tensor<1, Int>,
     /// The fixed tax's choices, `[envs · brackets]`, when it replaces the principal.
     fixed: Option<Tensor<1, Int>>,
+    rng: ChaCha8Rng,
+}
+
+impl Shard {
+    fn new(
+        run: &RunConfig,
+        picked: Picked,
+        rank: usize,
+        inputs: Inputs,
+        shuffle_seed: u64,
+    ) -> Result<Self> {
+        let l = inputs.layout();
+        let dev = picked.burn();
+        let mut env = make_env(run, &picked, l.num_envs, rank)?;
+        env.reset()?;
+        Ok(Self {
+            episode_return: Tensor::zeros([l.num_envs * l.players], &dev),
+            round_return: Tensor::zeros([l.num_envs], &dev),
+            keep: Tensor::full([l.num_envs * l.brackets], KEEP as i32, &dev),
+            fixed: run
+                .fixed_choice()
+                .map(|c| Tensor::full([l.num_envs * l.brackets], c as i32, &dev)),
+            rng: ChaCha8Rng::seed_from_u64(shuffle_seed.wrapping_add(rank as u64)),
+            picked,
+            env,
+            dev,
+            inputs,
+        })
+    }
+}
+
+/// The trainer: both learners, their optimizers, the envs of every device and the
+/// counters of the run.
+///
+/// With several devices (`--gpus`), the networks and the optimizers live on the first;
+/// every device steps its own share of the envs, and in each minibatch computes the
+/// gradients of its own samples on a fork of the networks; the gradients are summed on
+/// the first device (Burn's `GradientsParams::to_device` and `GradientsAccumulator`), the
+/// optimizer steps there, and the next minibatch forks the updated networks again.
+pub struct Trainer {
+    run: RunConfig,
+    shards: Vec<Shard>,
+    /// The first device, which holds the networks.
+    dev: Device,
+    players: PlayerNet,
+    principal: PrincipalNet,
+    opt_players: Adam,
+    opt_principal: Adam,
+    shuffle_seed: u64,
+    tick: u64,
+    iteration: u64,
     host_reads: u64,
     elapsed: f64,
     profile: Option<Profile>,
 }
 
-fn make_env(run: &RunConfig, picked: &Picked, num_envs: usize) -> Result<Box<dyn VecEnv>> {
-    let game = run.game.game.clone();
+/// The envs of rank `rank`: the run's game under the rank's key ([`sed_core::rng::shard_key`]).
+fn make_env(
+    run: &RunConfig,
+    picked: &Picked,
+    num_envs: usize,
+    rank: usize,
+) -> Result<Box<dyn VecEnv + Send>> {
+    let mut game = run.game.game.clone();
+    game.run_key = sed_core::rng::shard_key(game.run_key, rank as u32);
     Ok(match picked {
         Picked::Cpu => Box::new(CpuEnv::new(game, num_envs, picked.burn())),
         Picked::Gpu(ctx, device) => Box::new(GpuEnv::new(ctx, device.clone(), game, num_envs)?),
@@ -262,11 +313,25 @@ fn floats(data: TensorData) -> Result<Vec<f32>> {
 }
 
 impl Trainer {
-    /// A fresh run: networks initialised from the seed, every env reset.
-    pub fn new(run: RunConfig, picked: Picked) -> Result<Self> {
-        let l = sed_core::engine::Layout::new(&run.game.game, run.game.num_envs as usize);
-        check_capacity(&run, &l, &picked)?;
-        let dev = picked.burn();
+    /// A fresh run: networks initialised from the seed, every env reset. With several
+    /// devices, `env.num_envs` is split evenly over them.
+    pub fn new(run: RunConfig, devices: impl Into<Devices>) -> Result<Self> {
+        let Devices(devices) = devices.into();
+        let ranks = devices.len();
+        if ranks == 0 {
+            bail!("no device to train on");
+        }
+        let num_envs = run.game.num_envs as usize;
+        if !num_envs.is_multiple_of(ranks) {
+            bail!(
+                "`env.num_envs`: {num_envs} envs do not split evenly over {ranks} devices; use a multiple of {ranks}"
+            );
+        }
+        let l = sed_core::engine::Layout::new(&run.game.game, num_envs / ranks);
+        for picked in &devices {
+            check_capacity(&run, &l, picked)?;
+        }
+        let dev = devices[0].burn();
         // Burn draws initial weights from one process-wide generator: seed it and draw
         // every weight under a lock, so trainers created at the same time stay reproducible.
         static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -300,30 +365,28 @@ impl Trainer {
         );
         materialise(&principal);
         drop(init);
-        let mut env = make_env(&run, &picked, l.num_envs)?;
-        env.reset()?;
         let shuffle_seed = run.game.config.seed ^ 0x5ed_7a1e_5eed;
+        let mut shards = Vec::with_capacity(ranks);
+        for (rank, picked) in devices.into_iter().enumerate() {
+            let inputs = if rank == 0 {
+                inputs.clone()
+            } else {
+                Inputs::new(game, l, run.train.player_sees_tax, &picked.burn())
+            };
+            shards.push(Shard::new(&run, picked, rank, inputs, shuffle_seed)?);
+        }
         Ok(Self {
             opt_players: Adam::new(run.train.players.adam_eps),
             opt_principal: Adam::new(run.train.principal.adam_eps),
-            rng: ChaCha8Rng::seed_from_u64(shuffle_seed),
             shuffle_seed,
             tick: 0,
             iteration: 0,
-            episode_return: Tensor::zeros([l.num_envs * l.players], &dev),
-            round_return: Tensor::zeros([l.num_envs], &dev),
-            keep: Tensor::full([l.num_envs * l.brackets], KEEP as i32, &dev),
-            fixed: run
-                .fixed_choice()
-                .map(|c| Tensor::full([l.num_envs * l.brackets], c as i32, &dev)),
             host_reads: 0,
             elapsed: 0.0,
             profile: None,
             run,
-            picked,
-            env,
+            shards,
             dev,
-            inputs,
             players,
             principal,
         })
@@ -350,13 +413,37 @@ impl Trainer {
     /// What runs the env and the networks.
     #[must_use]
     pub fn describe(&self) -> String {
-        self.env.describe()
+        match self.shards.as_slice() {
+            [one] => one.env.describe(),
+            many => format!(
+                "{} devices, {} envs each: {}",
+                many.len(),
+                many[0].env.layout().num_envs,
+                many.iter()
+                    .map(|s| s.env.describe())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        }
     }
 
-    /// Device-to-host reads so far (the env's and the trainer's).
+    /// Devices the run's envs are split over.
+    #[must_use]
+    pub fn devices(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The players' network as device `rank` runs its rollouts with it (a copy of
+    /// [`Trainer::players`] on that device).
+    #[must_use]
+    pub fn players_on(&self, rank: usize) -> PlayerNet {
+        self.players.valid().to_device(&self.shards[rank].dev)
+    }
+
+    /// Device-to-host reads so far (the envs' and the trainer's).
     #[must_use]
     pub fn host_reads(&self) -> u64 {
-        self.host_reads + self.env.host_reads()
+        self.host_reads + self.shards.iter().map(|s| s.env.host_reads()).sum::<u64>()
     }
 
     /// The players' network (for tests and evaluation).
@@ -406,15 +493,7 @@ impl Trainer {
     /// The objective the players vote for this round: their reports go through the
     /// configured social choice function.
     fn vote(&self) -> Welfare {
-        self.run
-            .game
-            .social_choice
-            .choose(&self.run.game.game.types.selfishness, None)
-    }
-
-    /// Player windows and extras of one step's observations.
-    fn player_inputs(&self, obs: Tensor<2, Int>, features: Tensor<2>) -> (Tensor<3>, Tensor<2>) {
-        (self.inputs.windows(obs), self.inputs.step_extras(features))
+        vote(&self.run)
     }
 
     /// Turns the per-part timing syncs on (`Some` zeroes the totals) or off.
@@ -428,196 +507,258 @@ impl Trainer {
         self.profile
     }
 
-    fn collect(&mut self, progress: &mut dyn FnMut(u64)) -> Result<Rollout> {
-        let g = self.run.game.game.clone();
-        let l = self.env.layout();
-        let t_len = self.run.train.sampling_horizon as usize;
-        let (e, n, b) = (l.num_envs, l.players, l.brackets);
-        let r = e * n;
-        let (w, mw, f) = (l.obs_stride / 4, l.map_stride / 4, l.principal_features);
-        let (period, episode_len) = (g.tax_period as u64, g.episode_len as u64);
-        let round_len = period * g.round_periods as u64;
-        let dev = self.dev.clone();
-        let policy = self.players.valid();
-        let ppolicy = self.principal.valid();
-
-        let mut obs_buf = Tensor::<3, Int>::zeros([t_len, r, w], &dev);
-        let mut feat_buf = Tensor::<3>::zeros([t_len, e, f], &dev);
-        let mut rew_buf = Tensor::<2>::zeros([t_len, r], &dev);
-        let k_max = t_len / period as usize;
-        let mut map_buf = Tensor::<3, Int>::zeros([k_max, e, mw], &dev);
-        let mut prew_buf = Tensor::<2>::zeros([k_max, e], &dev);
-        let (mut actions, mut logps, mut values) = (Vec::new(), Vec::new(), Vec::new());
-        let mut finals: Vec<(usize, Tensor<1>)> = Vec::new();
-        let mut trace = vec![1.0f32; t_len];
-        let (mut dsteps, mut dchoices, mut dlogp, mut dvalues, mut dmasks) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut dtrace: Vec<f32> = Vec::new();
-        let mut episode_returns = Vec::new();
-        let mut round_returns = Vec::new();
-        let mut welfare = self.vote();
-        let (mut env_seconds, mut inference_seconds) = (0.0, 0.0);
-
-        #[allow(clippy::needless_range_loop)] // `s` indexes the step in several buffers
-        for s in 0..t_len {
-            let clock = Instant::now();
-            let tick = self.tick;
-            let t = tick % episode_len;
-            if tick.is_multiple_of(round_len) {
-                welfare = self.vote();
-            }
-            let schedule = self.schedule(tick / episode_len);
-            let obs = self.env.obs();
-            let features = self.env.principal_features();
-            let (window, extras) = self.player_inputs(obs.clone(), features.clone());
-            let (logits, value) = policy.forward(window, extras);
-            let noise = self.env.noise(Noise::Players, tick as u32)?;
-            let act = sample(logits.clone().reshape([r, Action::COUNT as usize]), noise);
-            let (logp, _) = ppo::log_prob_entropy(logits, act.clone().reshape([r, 1]));
-            obs_buf = obs_buf.slice_assign([s..s + 1, 0..r, 0..w], obs.reshape([1, r, w]));
-            feat_buf =
-                feat_buf.slice_assign([s..s + 1, 0..e, 0..f], features.clone().reshape([1, e, f]));
-            actions.push(act.clone());
-            logps.push(logp.clone());
-            values.push(value);
-
-            let decides = t.is_multiple_of(period) && schedule.principal_learns;
-            let choices = if decides && let Some(fixed) = &self.fixed {
-                fixed.clone()
-            } else if decides {
-                let k = dsteps.len();
-                let words = self.env.principal_map();
-                map_buf = map_buf
-                    .slice_assign([k..k + 1, 0..e, 0..mw], words.clone().reshape([1, e, mw]));
-                let (plogits, pvalue) =
-                    ppolicy.forward(self.inputs.principal_map(words), features.clone());
-                let rates = features.narrow(1, n, b);
-                let mask = choice_mask(rates, schedule.rate_cap_tenths, g.max_rate_change_tenths);
-                let masked = plogits + mask.clone();
-                let noise = self.env.noise(Noise::Principal, tick as u32)?;
-                let ch = sample(masked.clone().reshape([e * b, CHOICES as usize]), noise);
-                let (plogp, _) = ppo::log_prob_entropy(masked, ch.clone().reshape([e, b]));
-                dsteps.push(s);
-                dchoices.push(ch.clone().reshape([e, b]));
-                dlogp.push(plogp);
-                dvalues.push(pvalue);
-                dmasks.push(mask);
-                dtrace.push(1.0);
-                ch
-            } else {
-                self.keep.clone()
-            };
-            if self.profile.is_some() {
-                sync(&logp);
-            }
-            inference_seconds += clock.elapsed().as_secs_f64();
-
-            let clock = Instant::now();
-            let params = StepParams { schedule, welfare };
-            self.env.step(act, choices, &params)?;
-            let reward = self.env.reward();
-            if self.profile.is_some() {
-                sync(&reward);
-            }
-            env_seconds += clock.elapsed().as_secs_f64();
-
-            let clock = Instant::now();
-            rew_buf = rew_buf.slice_assign([s..s + 1, 0..r], reward.clone().reshape([1, r]));
-            self.episode_return = self.episode_return.clone() + reward;
-            let settles = t % period == period - 1;
-            if settles && dsteps.last().is_some_and(|&d| s - d < period as usize) {
-                let k = dsteps.len() - 1;
-                let pr = self.env.principal_reward();
-                prew_buf = prew_buf.slice_assign([k..k + 1, 0..e], pr.clone().reshape([1, e]));
-                self.round_return = self.round_return.clone() + pr;
-            }
-            if t == episode_len - 1 {
-                // Truncation: bootstrap from the final observation, cut the trace.
-                let (window, extras) =
-                    self.player_inputs(self.env.final_obs(), self.env.principal_features());
-                finals.push((s, policy.value(window, extras)));
-                trace[s] = 0.0;
-                episode_returns.push(self.episode_return.clone().mean());
-                self.episode_return = self.episode_return.clone().zeros_like();
-            }
-            if (tick + 1).is_multiple_of(round_len) {
-                if let Some(last) = dtrace.last_mut()
-                    && dsteps.last().is_some_and(|&d| s - d < period as usize)
-                {
-                    *last = 0.0;
-                    round_returns.push(self.round_return.clone().mean());
-                }
-                self.round_return = self.round_return.clone().zeros_like();
-            }
-            self.tick += 1;
-            inference_seconds += clock.elapsed().as_secs_f64();
-            progress(e as u64);
-        }
-
-        let clock = Instant::now();
-        let (window, extras) = self.player_inputs(self.env.obs(), self.env.principal_features());
-        let boot = policy.value(window, extras);
-        let values_t = Tensor::stack::<2>(values, 0);
-        let mut next: Vec<Tensor<1>> = (1..t_len)
-            .map(|s| values_t.clone().slice([s..s + 1, 0..r]).reshape([r]))
-            .collect();
-        next.push(boot);
-        for (s, v) in finals {
-            next[s] = v;
-        }
-        let principal = if dsteps.is_empty() {
-            None
-        } else {
-            let k = dsteps.len();
-            let pvalues = Tensor::stack::<2>(dvalues, 0);
-            let mut pnext: Vec<Tensor<1>> = (1..k)
-                .map(|i| pvalues.clone().slice([i..i + 1, 0..e]).reshape([e]))
+    /// One rollout on every device (the first on this thread, the others each on a thread
+    /// of its own), in rank order.
+    fn collect_all(&mut self, progress: &mut dyn FnMut(u64)) -> Result<Vec<Rollout>> {
+        let run = &self.run;
+        let tick = self.tick;
+        let profile = self.profile.is_some();
+        let ranks = self.shards.len() as u64;
+        let players = self.players.valid();
+        let principal = self.principal.valid();
+        let (first, rest) = self.shards.split_at_mut(1);
+        let rollouts = std::thread::scope(|scope| -> Result<Vec<Rollout>> {
+            let others: Vec<_> = rest
+                .iter_mut()
+                .map(|sh| {
+                    let players = players.clone().to_device(&sh.dev);
+                    let principal = principal.clone().to_device(&sh.dev);
+                    scope.spawn(move || {
+                        collect(run, sh, &players, &principal, tick, profile, &mut |_| {})
+                    })
+                })
                 .collect();
-            // The rollout ends just before a decision step: that state is the next one.
-            let (_, pboot) = ppolicy.forward(
-                self.inputs.principal_map(self.env.principal_map()),
-                self.env.principal_features(),
-            );
-            pnext.push(pboot);
-            Some(PrincipalRollout {
-                steps: dsteps,
-                maps: map_buf.slice([0..k, 0..e, 0..mw]),
-                choices: Tensor::stack::<3>(dchoices, 0),
-                logp: Tensor::stack::<2>(dlogp, 0),
-                values: pvalues,
-                masks: Tensor::stack::<4>(dmasks, 0),
-                rewards: prew_buf.slice([0..k, 0..e]),
-                next_values: Tensor::stack::<2>(pnext, 0),
-                trace: dtrace,
-            })
-        };
-        inference_seconds += clock.elapsed().as_secs_f64();
+            let mut all = vec![collect(
+                run,
+                &mut first[0],
+                &players,
+                &principal,
+                tick,
+                profile,
+                &mut |steps| progress(steps * ranks),
+            )?];
+            for h in others {
+                all.push(
+                    h.join()
+                        .map_err(|_| anyhow!("a device's rollout thread panicked"))??,
+                );
+            }
+            Ok(all)
+        })?;
+        self.tick += self.run.train.sampling_horizon as u64;
         if let Some(p) = &mut self.profile {
-            p.env += env_seconds;
-            p.inference += inference_seconds;
+            p.env += rollouts[0].env_seconds;
+            p.inference += rollouts[0].inference_seconds;
         }
-        Ok(Rollout {
-            obs: obs_buf,
-            features: feat_buf,
-            actions: Tensor::stack::<2>(actions, 0),
-            logp: Tensor::stack::<2>(logps, 0),
-            values: values_t,
-            rewards: rew_buf,
-            next_values: Tensor::stack::<2>(next, 0),
-            trace,
-            principal,
-            episode_returns,
-            round_returns,
-            env_seconds,
-            inference_seconds,
-        })
+        Ok(rollouts)
     }
 }
 
-/// The slices of a shuffled permutation of `0..rows` into `minibatches` near-equal parts.
-fn minibatches(perm: &[u32], minibatches: usize) -> impl Iterator<Item = &[u32]> {
-    let rows = perm.len();
-    (0..minibatches).map(move |i| &perm[i * rows / minibatches..(i + 1) * rows / minibatches])
+/// The objective the players vote for: their reports through the run's social choice
+/// function.
+fn vote(run: &RunConfig) -> Welfare {
+    run.game
+        .social_choice
+        .choose(&run.game.game.types.selfishness, None)
+}
+
+/// Player windows and extras of one step's observations.
+fn player_inputs(
+    inputs: &Inputs,
+    obs: Tensor<2, Int>,
+    features: Tensor<2>,
+) -> (Tensor<3>, Tensor<2>) {
+    (inputs.windows(obs), inputs.step_extras(features))
+}
+
+/// One rollout of `sampling_horizon` steps of one device's envs from `tick0`, with the
+/// policies on that device; `profile` syncs around the parts it times.
+fn collect(
+    run: &RunConfig,
+    sh: &mut Shard,
+    policy: &PlayerNet,
+    ppolicy: &PrincipalNet,
+    tick0: u64,
+    profile: bool,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Rollout> {
+    let g = run.game.game.clone();
+    let l = sh.env.layout();
+    let t_len = run.train.sampling_horizon as usize;
+    let (e, n, b) = (l.num_envs, l.players, l.brackets);
+    let r = e * n;
+    let (w, mw, f) = (l.obs_stride / 4, l.map_stride / 4, l.principal_features);
+    let (period, episode_len) = (g.tax_period as u64, g.episode_len as u64);
+    let round_len = period * g.round_periods as u64;
+    let dev = sh.dev.clone();
+
+    let mut obs_buf = Tensor::<3, Int>::zeros([t_len, r, w], &dev);
+    let mut feat_buf = Tensor::<3>::zeros([t_len, e, f], &dev);
+    let mut rew_buf = Tensor::<2>::zeros([t_len, r], &dev);
+    let k_max = t_len / period as usize;
+    let mut map_buf = Tensor::<3, Int>::zeros([k_max, e, mw], &dev);
+    let mut prew_buf = Tensor::<2>::zeros([k_max, e], &dev);
+    let (mut actions, mut logps, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    let mut finals: Vec<(usize, Tensor<1>)> = Vec::new();
+    let mut trace = vec![1.0f32; t_len];
+    let (mut dsteps, mut dchoices, mut dlogp, mut dvalues, mut dmasks) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut dtrace: Vec<f32> = Vec::new();
+    let mut episode_returns = Vec::new();
+    let mut round_returns = Vec::new();
+    let welfare = vote(run);
+    let (mut env_seconds, mut inference_seconds) = (0.0, 0.0);
+
+    #[allow(clippy::needless_range_loop)] // `s` indexes the step in several buffers
+    for s in 0..t_len {
+        let clock = Instant::now();
+        let tick = tick0 + s as u64;
+        let t = tick % episode_len;
+        let schedule = run.game.schedule(tick / episode_len);
+        let obs = sh.env.obs();
+        let features = sh.env.principal_features();
+        let (window, extras) = player_inputs(&sh.inputs, obs.clone(), features.clone());
+        let (logits, value) = policy.forward(window, extras);
+        let noise = sh.env.noise(Noise::Players, tick as u32)?;
+        let act = sample(logits.clone().reshape([r, Action::COUNT as usize]), noise);
+        let (logp, _) = ppo::log_prob_entropy(logits, act.clone().reshape([r, 1]));
+        obs_buf = obs_buf.slice_assign([s..s + 1, 0..r, 0..w], obs.reshape([1, r, w]));
+        feat_buf =
+            feat_buf.slice_assign([s..s + 1, 0..e, 0..f], features.clone().reshape([1, e, f]));
+        actions.push(act.clone());
+        logps.push(logp.clone());
+        values.push(value);
+
+        let decides = t.is_multiple_of(period) && schedule.principal_learns;
+        let choices = if decides && let Some(fixed) = &sh.fixed {
+            fixed.clone()
+        } else if decides {
+            let k = dsteps.len();
+            let words = sh.env.principal_map();
+            map_buf =
+                map_buf.slice_assign([k..k + 1, 0..e, 0..mw], words.clone().reshape([1, e, mw]));
+            let (plogits, pvalue) =
+                ppolicy.forward(sh.inputs.principal_map(words), features.clone());
+            let rates = features.narrow(1, n, b);
+            let mask = choice_mask(rates, schedule.rate_cap_tenths, g.max_rate_change_tenths);
+            let masked = plogits + mask.clone();
+            let noise = sh.env.noise(Noise::Principal, tick as u32)?;
+            let ch = sample(masked.clone().reshape([e * b, CHOICES as usize]), noise);
+            let (plogp, _) = ppo::log_prob_entropy(masked, ch.clone().reshape([e, b]));
+            dsteps.push(s);
+            dchoices.push(ch.clone().reshape([e, b]));
+            dlogp.push(plogp);
+            dvalues.push(pvalue);
+            dmasks.push(mask);
+            dtrace.push(1.0);
+            ch
+        } else {
+            sh.keep.clone()
+        };
+        if profile {
+            sync(&logp);
+        }
+        inference_seconds += clock.elapsed().as_secs_f64();
+
+        let clock = Instant::now();
+        let params = StepParams { schedule, welfare };
+        sh.env.step(act, choices, &params)?;
+        let reward = sh.env.reward();
+        if profile {
+            sync(&reward);
+        }
+        env_seconds += clock.elapsed().as_secs_f64();
+
+        let clock = Instant::now();
+        rew_buf = rew_buf.slice_assign([s..s + 1, 0..r], reward.clone().reshape([1, r]));
+        sh.episode_return = sh.episode_return.clone() + reward;
+        let settles = t % period == period - 1;
+        if settles && dsteps.last().is_some_and(|&d| s - d < period as usize) {
+            let k = dsteps.len() - 1;
+            let pr = sh.env.principal_reward();
+            prew_buf = prew_buf.slice_assign([k..k + 1, 0..e], pr.clone().reshape([1, e]));
+            sh.round_return = sh.round_return.clone() + pr;
+        }
+        if t == episode_len - 1 {
+            // Truncation: bootstrap from the final observation, cut the trace.
+            let (window, extras) =
+                player_inputs(&sh.inputs, sh.env.final_obs(), sh.env.principal_features());
+            finals.push((s, policy.value(window, extras)));
+            trace[s] = 0.0;
+            episode_returns.push(sh.episode_return.clone().mean());
+            sh.episode_return = sh.episode_return.clone().zeros_like();
+        }
+        if (tick + 1).is_multiple_of(round_len) {
+            if let Some(last) = dtrace.last_mut()
+                && dsteps.last().is_some_and(|&d| s - d < period as usize)
+            {
+                *last = 0.0;
+                round_returns.push(sh.round_return.clone().mean());
+            }
+            sh.round_return = sh.round_return.clone().zeros_like();
+        }
+        inference_seconds += clock.elapsed().as_secs_f64();
+        progress(e as u64);
+    }
+
+    let clock = Instant::now();
+    let (window, extras) = player_inputs(&sh.inputs, sh.env.obs(), sh.env.principal_features());
+    let boot = policy.value(window, extras);
+    let values_t = Tensor::stack::<2>(values, 0);
+    let mut next: Vec<Tensor<1>> = (1..t_len)
+        .map(|s| values_t.clone().slice([s..s + 1, 0..r]).reshape([r]))
+        .collect();
+    next.push(boot);
+    for (s, v) in finals {
+        next[s] = v;
+    }
+    let principal = if dsteps.is_empty() {
+        None
+    } else {
+        let k = dsteps.len();
+        let pvalues = Tensor::stack::<2>(dvalues, 0);
+        let mut pnext: Vec<Tensor<1>> = (1..k)
+            .map(|i| pvalues.clone().slice([i..i + 1, 0..e]).reshape([e]))
+            .collect();
+        // The rollout ends just before a decision step: that state is the next one.
+        let (_, pboot) = ppolicy.forward(
+            sh.inputs.principal_map(sh.env.principal_map()),
+            sh.env.principal_features(),
+        );
+        pnext.push(pboot);
+        Some(PrincipalRollout {
+            steps: dsteps,
+            maps: map_buf.slice([0..k, 0..e, 0..mw]),
+            choices: Tensor::stack::<3>(dchoices, 0),
+            logp: Tensor::stack::<2>(dlogp, 0),
+            values: pvalues,
+            masks: Tensor::stack::<4>(dmasks, 0),
+            rewards: prew_buf.slice([0..k, 0..e]),
+            next_values: Tensor::stack::<2>(pnext, 0),
+            trace: dtrace,
+        })
+    };
+    inference_seconds += clock.elapsed().as_secs_f64();
+    Ok(Rollout {
+        obs: obs_buf,
+        features: feat_buf,
+        actions: Tensor::stack::<2>(actions, 0),
+        logp: Tensor::stack::<2>(logps, 0),
+        values: values_t,
+        rewards: rew_buf,
+        next_values: Tensor::stack::<2>(next, 0),
+        trace,
+        principal,
+        episode_returns,
+        round_returns,
+        env_seconds,
+        inference_seconds,
+    })
+}
+
+/// The bounds of minibatch `i` of `minibatches` near-equal parts of `0..rows`.
+fn minibatch_range(rows: usize, minibatches: usize, i: usize) -> (usize, usize) {
+    (i * rows / minibatches, (i + 1) * rows / minibatches)
 }
 
 /// Entries of a learner's metric vector, in order (summed over minibatches).
@@ -631,9 +772,14 @@ const LOSS_NAMES: [&str; 7] = [
     "grad_norm",
 ];
 
-/// PPO epochs over `rows` samples: shuffled minibatches (from the host generator), one
-/// Adam step each. `forward(model, rows)` gives the minibatch's logits, new values and
-/// collected samples. Returns the metric sums `[7]` and the number of minibatches.
+/// PPO epochs over `rows` samples on each device: each device shuffles its own samples
+/// (with its own generator) into minibatches; in each minibatch every device computes the
+/// gradients of its own samples' mean loss on a fork of `model`, the gradients are moved to
+/// the first device and summed there (weighted `1/devices`: the gradient of the mean over
+/// devices), and one Adam step updates `model`. `forward(rank, model, rows)` gives a
+/// minibatch's logits, new values and collected samples on that rank's device. Returns the
+/// metric sums `[7]` (each minibatch's metrics averaged over devices) and the number of
+/// minibatches.
 #[allow(clippy::too_many_arguments)]
 fn ppo_epochs<M: Module + Clone>(
     model: &mut M,
@@ -641,23 +787,68 @@ fn ppo_epochs<M: Module + Clone>(
     cfg: &PpoConfig,
     lr: f64,
     rows: usize,
-    rng: &mut ChaCha8Rng,
+    rngs: &mut [&mut ChaCha8Rng],
+    devices: &[Device],
     mut profile: Option<&mut Profile>,
-    mut forward: impl FnMut(&M, &[u32]) -> (Tensor<3>, Tensor<1>, Samples),
+    mut forward: impl FnMut(usize, &M, &[u32]) -> (Tensor<3>, Tensor<1>, Samples),
 ) -> (Tensor<1>, usize) {
+    let ranks = devices.len();
+    let main = &devices[0];
     let mut acc: Option<Tensor<1>> = None;
     let mut count = 0;
     for _ in 0..cfg.update_epochs {
-        let mut perm: Vec<u32> = (0..rows as u32).collect();
-        perm.shuffle(rng);
-        for chunk in minibatches(&perm, cfg.minibatches as usize) {
-            if chunk.is_empty() {
+        let perms: Vec<Vec<u32>> = rngs
+            .iter_mut()
+            .map(|rng| {
+                let mut perm: Vec<u32> = (0..rows as u32).collect();
+                perm.shuffle(&mut **rng);
+                perm
+            })
+            .collect();
+        for i in 0..cfg.minibatches as usize {
+            let (lo, hi) = minibatch_range(rows, cfg.minibatches as usize, i);
+            if lo == hi {
                 continue;
             }
             let clock = Instant::now();
-            let (logits, new_values, samples) = forward(model, chunk);
-            let t = ppo::terms(logits, new_values, &samples, cfg);
-            let grads = GradientsParams::from_grads(t.loss.backward(), model);
+            let mut grads_sum = GradientsAccumulator::<M>::new();
+            let mut metrics: Option<Tensor<1>> = None;
+            for (rank, perm) in perms.iter().enumerate() {
+                let replica = if rank == 0 {
+                    model.clone()
+                } else {
+                    model.clone().fork(&devices[rank].clone().autodiff())
+                };
+                let (logits, new_values, samples) = forward(rank, &replica, &perm[lo..hi]);
+                let t = ppo::terms(logits, new_values, &samples, cfg);
+                let loss = if ranks > 1 {
+                    t.loss.div_scalar(ranks as f64)
+                } else {
+                    t.loss
+                };
+                let mut grads = GradientsParams::from_grads(loss.backward(), &replica);
+                if rank > 0 {
+                    grads = grads.to_device(main, &replica);
+                }
+                grads_sum.accumulate(model, grads);
+                let m = Tensor::cat(
+                    vec![
+                        t.policy_loss.inner(),
+                        t.value_loss.inner(),
+                        t.entropy.inner(),
+                        t.old_approx_kl.inner(),
+                        t.approx_kl.inner(),
+                        t.clipfrac.inner(),
+                    ],
+                    0,
+                )
+                .to_device(main);
+                metrics = Some(match metrics {
+                    Some(a) => a + m,
+                    None => m,
+                });
+            }
+            let grads = grads_sum.grads();
             if let Some(p) = profile.as_deref_mut() {
                 if let Some(sq) = crate::adam::grad_sq_norm(model, &grads) {
                     sync(&sq);
@@ -672,18 +863,11 @@ fn ppo_epochs<M: Module + Clone>(
                 sync(&Tensor::cat(sums, 0));
                 p.optimizer += clock.elapsed().as_secs_f64();
             }
-            let m = Tensor::cat(
-                vec![
-                    t.policy_loss.inner(),
-                    t.value_loss.inner(),
-                    t.entropy.inner(),
-                    t.old_approx_kl.inner(),
-                    t.approx_kl.inner(),
-                    t.clipfrac.inner(),
-                    norm,
-                ],
-                0,
-            );
+            let mut m = metrics.expect("at least one device");
+            if ranks > 1 {
+                m = m.div_scalar(ranks as f64);
+            }
+            let m = Tensor::cat(vec![m, norm], 0);
             acc = Some(match acc {
                 Some(a) => a + m,
                 None => m,
@@ -736,44 +920,64 @@ fn ids_of(indices: impl Iterator<Item = usize>, device: &Device) -> Tensor<1, In
 }
 
 impl Trainer {
-    fn update_players(&mut self, ro: &Rollout, lr: f64) -> (Tensor<1>, usize, Tensor<1>) {
+    /// The mean over devices of one `[1]` tensor per device, on the first device.
+    fn mean_over(&self, parts: Vec<Tensor<1>>) -> Tensor<1> {
+        let parts: Vec<Tensor<1>> = parts.into_iter().map(|t| t.to_device(&self.dev)).collect();
+        Tensor::cat(parts, 0).mean()
+    }
+
+    fn update_players(&mut self, ros: &[Rollout], lr: f64) -> (Tensor<1>, usize, Tensor<1>) {
         let cfg = self.run.train.players.clone();
-        let l = self.env.layout();
+        let l = self.shards[0].env.layout();
         let (e, n) = (l.num_envs, l.players);
-        let [t_len, r] = ro.values.dims();
+        let [t_len, r] = ros[0].values.dims();
         let (w, f) = (l.obs_stride / 4, l.principal_features);
-        let adv = ppo::gae(
-            ro.rewards.clone(),
-            ro.values.clone(),
-            ro.next_values.clone(),
-            &vec![1.0; t_len],
-            &ro.trace,
-            cfg.gamma,
-            cfg.gae_lambda,
-        );
         let rows = t_len * r;
-        let (flat, ev) = Samples::flatten(
-            ro.actions.clone().reshape([rows, 1]),
-            ro.logp.clone(),
-            ro.values.clone(),
-            adv,
-        );
-        let obs = ro.obs.clone().reshape([rows, w]);
-        let features = ro.features.clone().reshape([t_len * e, f]);
-        let (inputs, dev) = (self.inputs.clone(), self.dev.clone());
+        let mut batches = Vec::with_capacity(ros.len());
+        let mut evs = Vec::with_capacity(ros.len());
+        for (sh, ro) in self.shards.iter().zip(ros) {
+            let adv = ppo::gae(
+                ro.rewards.clone(),
+                ro.values.clone(),
+                ro.next_values.clone(),
+                &vec![1.0; t_len],
+                &ro.trace,
+                cfg.gamma,
+                cfg.gae_lambda,
+            );
+            let (flat, ev) = Samples::flatten(
+                ro.actions.clone().reshape([rows, 1]),
+                ro.logp.clone(),
+                ro.values.clone(),
+                adv,
+            );
+            evs.push(ev);
+            batches.push((
+                flat,
+                ro.obs.clone().reshape([rows, w]),
+                ro.features.clone().reshape([t_len * e, f]),
+                sh.inputs.clone(),
+                sh.dev.clone(),
+            ));
+        }
+        let ev = self.mean_over(evs);
+        let devices: Vec<Device> = self.shards.iter().map(|s| s.dev.clone()).collect();
+        let mut rngs: Vec<&mut ChaCha8Rng> = self.shards.iter_mut().map(|s| &mut s.rng).collect();
         let (sums, count) = ppo_epochs(
             &mut self.players,
             &mut self.opt_players,
             &cfg,
             lr,
             rows,
-            &mut self.rng,
+            &mut rngs,
+            &devices,
             self.profile.as_mut(),
-            |model, chunk| {
+            |rank, model, chunk| {
+                let (flat, obs, features, inputs, dev) = &batches[rank];
                 let it = || chunk.iter().map(|&i| i as usize);
-                let idx = ids_of(it(), &dev);
-                let env_idx = ids_of(it().map(|i| (i / r) * e + (i % r) / n), &dev);
-                let player_idx = ids_of(it().map(|i| i % n), &dev);
+                let idx = ids_of(it(), dev);
+                let env_idx = ids_of(it().map(|i| (i / r) * e + (i % r) / n), dev);
+                let player_idx = ids_of(it().map(|i| i % n), dev);
                 let window = inputs.windows(obs.clone().select(0, idx.clone()));
                 let extras = inputs.extras(features.clone(), env_idx, player_idx);
                 let (logits, new_values) = model.forward(window, extras);
@@ -783,55 +987,70 @@ impl Trainer {
         (sums, count, ev)
     }
 
-    fn update_principal(
-        &mut self,
-        p: &PrincipalRollout,
-        features: &Tensor<3>,
-        lr: f64,
-    ) -> (Tensor<1>, usize, Tensor<1>) {
+    fn update_principal(&mut self, ros: &[Rollout], lr: f64) -> (Tensor<1>, usize, Tensor<1>) {
         let cfg = self.run.train.principal.clone();
-        let l = self.env.layout();
+        let l = self.shards[0].env.layout();
         let (e, b, f, mw) = (
             l.num_envs,
             l.brackets,
             l.principal_features,
             l.map_stride / 4,
         );
-        let k = p.steps.len();
-        let adv = ppo::gae(
-            p.rewards.clone(),
-            p.values.clone(),
-            p.next_values.clone(),
-            &p.trace,
-            &p.trace,
-            cfg.gamma,
-            cfg.gae_lambda,
-        );
-        let rows = k * e;
-        let (flat, ev) = Samples::flatten(
-            p.choices.clone().reshape([rows, b]),
-            p.logp.clone(),
-            p.values.clone(),
-            adv,
-        );
-        let t_len = features.dims()[0];
-        let features = features.clone().reshape([t_len * e, f]);
-        let maps = p.maps.clone().reshape([rows, mw]);
-        let masks = p.masks.clone().reshape([rows, b, CHOICES as usize]);
-        let steps = p.steps.clone();
-        let (inputs, dev) = (self.inputs.clone(), self.dev.clone());
+        let mut batches = Vec::with_capacity(ros.len());
+        let mut evs = Vec::with_capacity(ros.len());
+        let mut steps = Vec::new();
+        for (sh, ro) in self.shards.iter().zip(ros) {
+            let p = ro
+                .principal
+                .as_ref()
+                .expect("every device decides on the same steps");
+            let k = p.steps.len();
+            let adv = ppo::gae(
+                p.rewards.clone(),
+                p.values.clone(),
+                p.next_values.clone(),
+                &p.trace,
+                &p.trace,
+                cfg.gamma,
+                cfg.gae_lambda,
+            );
+            let rows = k * e;
+            let (flat, ev) = Samples::flatten(
+                p.choices.clone().reshape([rows, b]),
+                p.logp.clone(),
+                p.values.clone(),
+                adv,
+            );
+            evs.push(ev);
+            let t_len = ro.features.dims()[0];
+            batches.push((
+                flat,
+                ro.features.clone().reshape([t_len * e, f]),
+                p.maps.clone().reshape([rows, mw]),
+                p.masks.clone().reshape([rows, b, CHOICES as usize]),
+                sh.inputs.clone(),
+                sh.dev.clone(),
+            ));
+            steps.clone_from(&p.steps);
+        }
+        let rows = steps.len() * e;
+        let ev = self.mean_over(evs);
+        let devices: Vec<Device> = self.shards.iter().map(|s| s.dev.clone()).collect();
+        let mut rngs: Vec<&mut ChaCha8Rng> = self.shards.iter_mut().map(|s| &mut s.rng).collect();
         let (sums, count) = ppo_epochs(
             &mut self.principal,
             &mut self.opt_principal,
             &cfg,
             lr,
             rows,
-            &mut self.rng,
+            &mut rngs,
+            &devices,
             self.profile.as_mut(),
-            |model, chunk| {
+            |rank, model, chunk| {
+                let (flat, features, maps, masks, inputs, dev) = &batches[rank];
                 let it = || chunk.iter().map(|&j| j as usize);
-                let idx = ids_of(it(), &dev);
-                let feat_idx = ids_of(it().map(|j| steps[j / e] * e + j % e), &dev);
+                let idx = ids_of(it(), dev);
+                let feat_idx = ids_of(it().map(|j| steps[j / e] * e + j % e), dev);
                 let map = inputs.principal_map(maps.clone().select(0, idx.clone()));
                 let (logits, new_values) = model.forward(map, features.clone().select(0, feat_idx));
                 let masked = logits + masks.clone().select(0, idx.clone());
@@ -846,19 +1065,24 @@ impl Trainer {
     /// parameter is not finite.
     pub fn iterate(&mut self, mut progress: impl FnMut(u64)) -> Result<Row> {
         let start = Instant::now();
-        let l = self.env.layout();
-        let (e, n, b) = (l.num_envs, l.players, l.brackets);
+        let l = self.shards[0].env.layout();
+        // Envs over all devices.
+        let e = l.num_envs * self.shards.len();
+        let (n, b) = (l.players, l.brackets);
         let lr = self.lr(&self.run.train.players.clone());
         let plr = self.lr(&self.run.train.principal.clone());
         let phase = self.phase();
-        let ro = self.collect(&mut progress)?;
-        let stats = self.env.read_stats()?;
+        let ros = self.collect_all(&mut progress)?;
+        let mut stats = Vec::new();
+        for sh in &mut self.shards {
+            stats.extend(sh.env.read_stats()?);
+        }
         let update = Instant::now();
-        let (player_sums, player_count, player_ev) = self.update_players(&ro, lr);
-        let principal = ro
+        let (player_sums, player_count, player_ev) = self.update_players(&ros, lr);
+        let principal = ros[0]
             .principal
-            .as_ref()
-            .map(|p| self.update_principal(p, &ro.features, plr));
+            .is_some()
+            .then(|| self.update_principal(&ros, plr));
 
         // Everything the host needs from this iteration, in one read.
         let mut parts = vec![player_sums.div_scalar(player_count as f64), player_ev];
@@ -866,21 +1090,28 @@ impl Trainer {
             parts.push(sums.clone().div_scalar(*count as f64));
             parts.push(ev.clone());
         }
-        let has_return = !ro.episode_returns.is_empty();
+        // Every device ends as many episodes and rounds: the mean over all is the mean of
+        // the devices' means.
+        let has_return = !ros[0].episode_returns.is_empty();
         if has_return {
-            parts.push(Tensor::cat(ro.episode_returns.clone(), 0).mean());
+            parts
+                .push(self.mean_over(ros.iter().flat_map(|r| r.episode_returns.clone()).collect()));
         }
-        let has_round = !ro.round_returns.is_empty();
+        let has_round = !ros[0].round_returns.is_empty();
         if has_round {
-            parts.push(Tensor::cat(ro.round_returns.clone(), 0).mean());
+            parts.push(self.mean_over(ros.iter().flat_map(|r| r.round_returns.clone()).collect()));
         }
-        parts.push(
-            self.env
-                .principal_features()
-                .narrow(1, n, b)
-                .mean_dim(0)
-                .reshape([b]),
-        );
+        let rates: Vec<Tensor<2>> = self
+            .shards
+            .iter()
+            .map(|sh| {
+                sh.env
+                    .principal_features()
+                    .narrow(1, n, b)
+                    .to_device(&self.dev)
+            })
+            .collect();
+        parts.push(Tensor::cat(rates, 0).mean_dim(0).reshape([b]));
         let (mut names, sums) = param_sums(&self.players, "players");
         let (pnames, psums) = param_sums(&self.principal, "principal");
         names.extend(pnames);
@@ -956,8 +1187,8 @@ impl Trainer {
             "perf/agent_steps_per_second",
             env_steps * n as f64 / seconds,
         );
-        put("perf/env_seconds", ro.env_seconds);
-        put("perf/inference_seconds", ro.inference_seconds);
+        put("perf/env_seconds", ros[0].env_seconds);
+        put("perf/inference_seconds", ros[0].inference_seconds);
         put("perf/update_seconds", update_seconds);
         let schedule = self.schedule(self.tick / self.run.game.game.episode_len as u64);
         put(
@@ -984,7 +1215,7 @@ impl Trainer {
 
     /// Episode metrics of the envs' last completed episodes (`social/*`).
     fn social(&self, stats: &[u32], welfare: &Welfare) -> Vec<(&'static str, f64)> {
-        let n = self.env.layout().players;
+        let n = self.run.game.game.players as usize;
         let s = stats::summarise(stats, n);
         if s.envs == 0 {
             return Vec::new();
@@ -1043,27 +1274,33 @@ impl Trainer {
             .map_err(|e| anyhow!("saving the principal's network: {e:?}"))?;
         write_atomic(&tmp.join("players.adam"), &self.opt_players.to_bytes()?)?;
         write_atomic(&tmp.join("principal.adam"), &self.opt_principal.to_bytes()?)?;
-        let (state, outputs) = self.env.snapshot()?;
-        let data = self.read(
-            Transaction::default()
-                .register(self.episode_return.clone())
-                .register(self.round_return.clone()),
-        )?;
-        let mut data = data.into_iter();
-        let snapshot = EnvSnapshot {
-            state,
-            outputs,
-            episode_return: floats(data.next().expect("registered"))?,
-            round_return: floats(data.next().expect("registered"))?,
-        };
-        write_atomic(&tmp.join("env.bin"), &snapshot.to_bytes())?;
+        for rank in 0..self.shards.len() {
+            let sh = &mut self.shards[rank];
+            let (state, outputs) = sh.env.snapshot()?;
+            let tx = Transaction::default()
+                .register(sh.episode_return.clone())
+                .register(sh.round_return.clone());
+            let mut data = self.read(tx)?.into_iter();
+            let snapshot = EnvSnapshot {
+                state,
+                outputs,
+                episode_return: floats(data.next().expect("registered"))?,
+                round_return: floats(data.next().expect("registered"))?,
+            };
+            write_atomic(&tmp.join(env_file(rank)), &snapshot.to_bytes())?;
+        }
         let st = TrainerState {
             version: VERSION.into(),
             config: self.run.to_toml(),
             iteration: self.iteration,
             tick: self.tick,
             shuffle_seed: self.shuffle_seed,
-            shuffle_word_pos: self.rng.get_word_pos(),
+            shuffle_word_pos: self.shards[0].rng.get_word_pos(),
+            devices: self.shards.len(),
+            rank_word_pos: self.shards[1..]
+                .iter()
+                .map(|s| s.rng.get_word_pos())
+                .collect(),
             elapsed_seconds: self.elapsed,
         };
         write_atomic(
@@ -1083,9 +1320,10 @@ impl Trainer {
     /// changes. Returns the trainer and the checkpoint it loaded.
     pub fn resume(
         run_dir: &Path,
-        picked: Picked,
+        devices: impl Into<Devices>,
         total_steps: Option<u64>,
     ) -> Result<(Self, PathBuf)> {
+        let devices = devices.into();
         let ckpt = checkpoint::latest(run_dir)?.ok_or_else(|| {
             anyhow!(
                 "--resume {}: no checkpoint in it (checkpoints/latest is missing)",
@@ -1108,7 +1346,16 @@ impl Trainer {
             run.train.total_steps = steps;
             run = RunConfig::new(run.game, run.train)?;
         }
-        let mut t = Self::new(run, picked)?;
+        if st.devices != devices.0.len() || st.rank_word_pos.len() + 1 != st.devices {
+            bail!(
+                "--resume {}: the run trained on {} device(s); resume it on as many (`--gpus` with {} entries{})",
+                run_dir.display(),
+                st.devices,
+                st.devices,
+                if st.devices == 1 { ", or none" } else { "" }
+            );
+        }
+        let mut t = Self::new(run, devices)?;
         t.players = t
             .players
             .clone()
@@ -1126,24 +1373,30 @@ impl Trainer {
         t.opt_players.load_bytes(&read("players.adam")?, &t.dev)?;
         t.opt_principal
             .load_bytes(&read("principal.adam")?, &t.dev)?;
-        let snap = EnvSnapshot::from_bytes(&read("env.bin")?)?;
-        t.env.restore(&snap.state, &snap.outputs)?;
-        let l = t.env.layout();
-        if snap.episode_return.len() != l.num_envs * l.players
-            || snap.round_return.len() != l.num_envs
-        {
-            bail!(
-                "{}: the saved accumulators do not fit the config",
-                ckpt.display()
-            );
+        for (rank, sh) in t.shards.iter_mut().enumerate() {
+            let snap = EnvSnapshot::from_bytes(&read(&env_file(rank))?)?;
+            sh.env.restore(&snap.state, &snap.outputs)?;
+            let l = sh.env.layout();
+            if snap.episode_return.len() != l.num_envs * l.players
+                || snap.round_return.len() != l.num_envs
+            {
+                bail!(
+                    "{}: the saved accumulators do not fit the config",
+                    ckpt.display()
+                );
+            }
+            sh.episode_return = Tensor::from_floats(snap.episode_return.as_slice(), &sh.dev);
+            sh.round_return = Tensor::from_floats(snap.round_return.as_slice(), &sh.dev);
+            sh.rng = ChaCha8Rng::seed_from_u64(st.shuffle_seed.wrapping_add(rank as u64));
+            sh.rng.set_word_pos(if rank == 0 {
+                st.shuffle_word_pos
+            } else {
+                st.rank_word_pos[rank - 1]
+            });
         }
-        t.episode_return = Tensor::from_floats(snap.episode_return.as_slice(), &t.dev);
-        t.round_return = Tensor::from_floats(snap.round_return.as_slice(), &t.dev);
         t.tick = st.tick;
         t.iteration = st.iteration;
         t.shuffle_seed = st.shuffle_seed;
-        t.rng = ChaCha8Rng::seed_from_u64(st.shuffle_seed);
-        t.rng.set_word_pos(st.shuffle_word_pos);
         t.elapsed = st.elapsed_seconds;
         Ok((t, ckpt))
     }
@@ -1192,11 +1445,12 @@ impl Trainer {
         principal: Actor,
         mut after_step: impl FnMut(&mut dyn VecEnv, u64, &Welfare) -> Result<()>,
     ) -> Result<Box<dyn VecEnv>> {
-        let l = self.env.layout();
+        let sh = &self.shards[0];
+        let l = sh.env.layout();
         let (e, n, b) = (l.num_envs, l.players, l.brackets);
         let r = e * n;
         let g = &self.run.game.game;
-        let mut env = make_env(&self.run, &self.picked, e)?;
+        let mut env: Box<dyn VecEnv> = make_env(&self.run, &sh.picked, e, 0)?;
         env.reset()?;
         let policy = self.players.valid();
         let ppolicy = self.principal.valid();
@@ -1213,8 +1467,8 @@ impl Trainer {
             let act = match players {
                 Actor::Trained => {
                     let (window, extras) = (
-                        self.inputs.windows(env.obs()),
-                        self.inputs.step_extras(features.clone()),
+                        sh.inputs.windows(env.obs()),
+                        sh.inputs.step_extras(features.clone()),
                     );
                     let (logits, _) = policy.forward(window, extras);
                     sample(logits.reshape([r, actions_n]), noise)
@@ -1224,8 +1478,8 @@ impl Trainer {
             };
             let decision = tick.is_multiple_of(period) && schedule.principal_learns;
             let choices = if !decision {
-                self.keep.clone()
-            } else if let (Actor::Trained, Some(fixed)) = (principal, &self.fixed) {
+                sh.keep.clone()
+            } else if let (Actor::Trained, Some(fixed)) = (principal, &sh.fixed) {
                 fixed.clone()
             } else {
                 let mask = choice_mask(
@@ -1236,7 +1490,7 @@ impl Trainer {
                 let logits = match principal {
                     Actor::Trained => {
                         ppolicy
-                            .forward(self.inputs.principal_map(env.principal_map()), features)
+                            .forward(sh.inputs.principal_map(env.principal_map()), features)
                             .0
                     }
                     Actor::Uniform => Tensor::zeros([e, b, CHOICES as usize], &self.dev),
@@ -1263,7 +1517,7 @@ mod tests {
     use burn::module::ModuleMapper;
 
     use super::*;
-    use crate::nets::PrincipalNet;
+    use crate::nets::{PrincipalNet, flat_params};
 
     #[test]
     fn param_sums_names_every_parameter_and_sees_a_nan() {
@@ -1304,5 +1558,91 @@ mod tests {
         let flags = finite(sums);
         assert_eq!(flags.iter().filter(|&&f| !f).count(), 1);
         assert!(!flags[5], "the actor's bias: {flags:?}");
+    }
+
+    #[test]
+    fn two_devices_with_the_same_samples_take_the_step_of_one() {
+        use burn::tensor::Distribution;
+        let dev = Device::flex();
+        let ad = dev.clone().autodiff();
+        dev.seed(3);
+        let (rows, cells, features, heads) = (24, 4, 3, 2);
+        let net = PrincipalNet::new(cells, features, &[8], heads, CHOICES as usize, &ad);
+        materialise(&net);
+        let map = Tensor::<3>::random(
+            [rows, cells, crate::features::CHANNELS],
+            Distribution::Default,
+            &dev,
+        );
+        let feats = Tensor::<2>::random([rows, features], Distribution::Default, &dev);
+        let actions = Tensor::<2, Int>::random(
+            [rows, heads],
+            Distribution::Uniform(0.0, CHOICES as f64),
+            &dev,
+        );
+        let column = |seed: u64| {
+            dev.seed(seed);
+            Tensor::<2>::random([1, rows], Distribution::Normal(0.0, 1.0), &dev)
+        };
+        let (logp, values) = (column(5).sub_scalar(2.0), column(6));
+        let samples = |advantages: Tensor<2>| {
+            Samples::flatten(actions.clone(), logp.clone(), values.clone(), advantages).0
+        };
+        let (same, other) = (samples(column(7)), samples(column(8)));
+        let cfg = PpoConfig {
+            update_epochs: 2,
+            minibatches: 3,
+            ..PpoConfig::default()
+        };
+        // PPO epochs over `ranks` devices (all this one), rank k holding `data[k]`.
+        let train = |data: &[&Samples]| {
+            let mut model = net.clone();
+            let mut adam = Adam::new(cfg.adam_eps);
+            let mut gens: Vec<ChaCha8Rng> =
+                data.iter().map(|_| ChaCha8Rng::seed_from_u64(11)).collect();
+            let mut rngs: Vec<&mut ChaCha8Rng> = gens.iter_mut().collect();
+            let devices = vec![dev.clone(); data.len()];
+            let (sums, count) = ppo_epochs(
+                &mut model,
+                &mut adam,
+                &cfg,
+                1e-2,
+                rows,
+                &mut rngs,
+                &devices,
+                None,
+                |rank, m: &PrincipalNet, chunk| {
+                    let idx = ids_of(chunk.iter().map(|&i| i as usize), &dev);
+                    let (logits, v) = m.forward(
+                        map.clone().select(0, idx.clone()),
+                        feats.clone().select(0, idx.clone()),
+                    );
+                    (logits, v, data[rank].select(idx))
+                },
+            );
+            assert_eq!(count, 6);
+            (flat_params(&model), floats(sums.into_data()).unwrap())
+        };
+        let (one, one_metrics) = train(&[&same]);
+        let (two, two_metrics) = train(&[&same, &same]);
+        let (mixed, _) = train(&[&same, &other]);
+        let before = flat_params(&net);
+        let max_diff = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max)
+        };
+        assert!(max_diff(&one, &before) > 1e-3, "the update moved nothing");
+        assert!(
+            max_diff(&one, &two) < 1e-6,
+            "two devices with the same samples differ from one by {}",
+            max_diff(&one, &two)
+        );
+        assert!(max_diff(&one_metrics, &two_metrics) < 1e-5);
+        assert!(
+            max_diff(&one, &mixed) > 1e-4,
+            "the second device's samples were ignored"
+        );
     }
 }

@@ -10,8 +10,9 @@ use sed_core::principal::{CHOICES, TaxSchedule};
 use sed_gpu::{Buf, GpuEngine};
 use sed_train::bridge::{flush, tensor_region};
 use sed_train::config::RunConfig;
-use sed_train::device::{DeviceChoice, Picked, pick, shared_gpu};
+use sed_train::device::{DeviceChoice, Devices, Picked, pick, pick_gpus, shared_gpu};
 use sed_train::env::{CpuEnv, GpuEnv, Noise, VecEnv};
+use sed_train::nets::flat_params;
 use sed_train::policy::sample;
 use sed_train::trainer::Trainer;
 
@@ -190,7 +191,7 @@ fn the_per_step_code_reads_nothing_back() {
     // (counted above); the code that runs each step must call none of Burn's readbacks.
     let src = include_str!("../src/trainer.rs");
     let start = src.find("fn collect(").expect("collect");
-    let end = start + src[start..].find("\n    }\n").expect("end of collect");
+    let end = start + src[start..].find("\n}\n").expect("end of collect");
     let collect = &src[start..end];
     let env = include_str!("../src/env.rs");
     let gpu_start = env.find("impl VecEnv for GpuEnv").expect("GpuEnv");
@@ -218,4 +219,63 @@ fn the_per_step_code_reads_nothing_back() {
             assert!(!code.contains(call), "{name} calls `{call}`");
         }
     }
+}
+
+/// `--gpus 0,0`: two devices on the first adapter (two lavapipe devices in CI), each
+/// stepping half the envs. After K iterations the networks every device uses are the
+/// first device's, and equal those of the same run with both halves on one device.
+#[test]
+fn two_gpu_devices_train_like_one_device_holding_both_halves() {
+    let run = || {
+        smoke(&[
+            "env.num_envs=4",
+            "train.sampling_horizon=10",
+            "train.players.hidden=[32]",
+            "train.principal.hidden=[16]",
+        ])
+    };
+    let (two, why) = pick_gpus("0,0").unwrap();
+    assert!(why.starts_with("2 devices (--gpus 0,0)"), "{why}");
+    let first = two.0[0].clone();
+    let mut a = Trainer::new(run(), two).unwrap();
+    let mut b = Trainer::new(run(), Devices(vec![first.clone(), first])).unwrap();
+    assert_eq!(a.devices(), 2);
+    let (mut ra, mut rb) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        ra.push(a.iterate(|_| {}).unwrap());
+        rb.push(b.iterate(|_| {}).unwrap());
+    }
+    let close = |x: &[f32], y: &[f32], what: &str| {
+        assert_eq!(x.len(), y.len());
+        let d = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max);
+        assert!(d < 1e-5, "{what}: largest difference {d}");
+    };
+    let players = flat_params(a.players());
+    close(&players, &flat_params(b.players()), "players");
+    close(
+        &flat_params(a.principal()),
+        &flat_params(b.principal()),
+        "principal",
+    );
+    assert_eq!(
+        players,
+        flat_params(&a.players_on(1)),
+        "the second device runs the first device's parameters"
+    );
+    for (x, y) in ra.iter().zip(&rb) {
+        for key in ["losses/policy_loss", "losses/approx_kl", "principal/rate_0"] {
+            assert!(
+                (x[key] - y[key]).abs() < 1e-4,
+                "{key}: {} vs {}",
+                x[key],
+                y[key]
+            );
+        }
+        assert_eq!(x["global_step"], y["global_step"]);
+    }
+    assert!(ra[2]["losses/approx_kl"] > 0.0, "the policy moved");
 }

@@ -7,11 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::prelude::Tensor;
 use sed_train::config::RunConfig;
-use sed_train::device::Picked;
+use sed_train::device::{Devices, Picked};
 use sed_train::metrics::{Row, read_csv};
+use sed_train::nets::flat_params as params;
 use sed_train::session::Session;
 use sed_train::trainer::{Actor, Trainer};
 
@@ -42,20 +41,6 @@ fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sed-train-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
-}
-
-/// Every parameter's values, flattened, in visiting order.
-fn params<M: Module>(m: &M) -> Vec<f32> {
-    struct Flat(Vec<f32>);
-    impl ModuleVisitor for Flat {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            let v = p.val().inner().into_data().convert::<f32>();
-            self.0.extend(v.try_into_vec::<f32>().unwrap());
-        }
-    }
-    let mut f = Flat(Vec::new());
-    m.visit(&mut f);
-    f.0
 }
 
 #[test]
@@ -168,8 +153,9 @@ fn the_same_seed_gives_the_same_run_on_the_cpu() {
     assert_ne!(a, go("seed=6"), "another seed, another run");
 }
 
-#[test]
-fn resume_continues_as_an_uninterrupted_run() {
+/// Runs 5 iterations uninterrupted and interrupted after 3 (resumed from the checkpoint
+/// of iteration 2) on `devices()`; the metrics must agree.
+fn resume_matches(devices: impl Fn() -> Devices, tag: &str) {
     let o = [
         "train.sampling_horizon=20",
         "train.total_steps=800",
@@ -178,20 +164,20 @@ fn resume_continues_as_an_uninterrupted_run() {
         "train.principal.hidden=[16]",
     ];
     // Uninterrupted: 5 iterations (800 / (8 envs x 20 steps)).
-    let a_dir = temp_dir("uninterrupted");
-    let mut a = Session::start(run_config(&o), Picked::Cpu, &a_dir).unwrap();
+    let a_dir = temp_dir(&format!("uninterrupted-{tag}"));
+    let mut a = Session::start(run_config(&o), devices(), &a_dir).unwrap();
     while !a.done() {
         a.step(|_| {}).unwrap();
     }
     // Interrupted after iteration 3, past the checkpoint of iteration 2.
-    let b_dir = temp_dir("interrupted");
-    let mut b = Session::start(run_config(&o), Picked::Cpu, &b_dir).unwrap();
+    let b_dir = temp_dir(&format!("interrupted-{tag}"));
+    let mut b = Session::start(run_config(&o), devices(), &b_dir).unwrap();
     for _ in 0..3 {
         b.step(|_| {}).unwrap();
     }
     drop(b);
     assert_eq!(read_csv(&b_dir.join("metrics.csv")).unwrap().len(), 3);
-    let mut b = Session::resume(&b_dir, Picked::Cpu, None, None).unwrap();
+    let mut b = Session::resume(&b_dir, devices(), None, None).unwrap();
     assert_eq!(
         b.trainer.iteration(),
         2,
@@ -222,6 +208,53 @@ fn resume_continues_as_an_uninterrupted_run() {
     for d in [a_dir, b_dir] {
         let _ = std::fs::remove_dir_all(d);
     }
+}
+
+#[test]
+fn resume_continues_as_an_uninterrupted_run() {
+    resume_matches(|| Picked::Cpu.into(), "one");
+}
+
+/// Two devices (both the CPU here; `gpu_path.rs` has two GPU devices) split the envs; a
+/// checkpoint holds each one's envs and shuffling generator, so resuming matches too, and
+/// resuming on another number of devices is refused.
+#[test]
+fn a_run_on_two_devices_resumes_as_an_uninterrupted_run() {
+    let two = || Devices(vec![Picked::Cpu, Picked::Cpu]);
+    resume_matches(two, "two");
+
+    let dir = temp_dir("two-devices");
+    let o = ["train.sampling_horizon=20", "train.players.hidden=[16]"];
+    let mut s = Session::start(run_config(&o), two(), &dir).unwrap();
+    assert_eq!(s.trainer.devices(), 2);
+    assert!(
+        s.trainer.describe().starts_with("2 devices, 4 envs each"),
+        "{}",
+        s.trainer.describe()
+    );
+    let row = s.step(|_| {}).unwrap();
+    assert_eq!(row["global_step"], 8.0 * 20.0, "both devices' envs count");
+    s.checkpoint().unwrap();
+    drop(s);
+    let ckpt = dir.join("checkpoints/iter_00000001");
+    assert!(ckpt.join("env.bin").is_file() && ckpt.join("env.1.bin").is_file());
+    let err = Session::resume(&dir, Picked::Cpu, None, None)
+        .err()
+        .expect("one device cannot resume a run of two")
+        .to_string();
+    assert!(
+        err.contains("2 device(s)") && err.contains("--gpus"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Envs must split evenly.
+    let odd = run_config(&["env.num_envs=3"]);
+    let err = Trainer::new(odd, two()).err().unwrap().to_string();
+    assert!(
+        err.contains("`env.num_envs`") && err.contains("multiple of 2"),
+        "{err}"
+    );
 }
 
 /// All files under `dir` with their bytes.

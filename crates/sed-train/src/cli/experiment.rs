@@ -55,7 +55,7 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
                     entry.seed,
                     entry.dir.display()
                 );
-                train::run_entry(entry, args.device)?;
+                train::run_entry(entry, args.device, None)?;
             }
         }
         plot::run(PlotArgs {
@@ -108,7 +108,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     if args.local {
         for (k, entry) in entries.iter().enumerate() {
             println!("[{}/{}] {}", k + 1, entries.len(), entry.dir.display());
-            train::run_entry(entry, args.device)?;
+            train::run_entry(entry, args.device, None)?;
         }
     }
     Ok(())

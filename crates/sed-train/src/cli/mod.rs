@@ -133,6 +133,17 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     if let Some(gpu) = &cli.gpu {
+        let gpus = match &cli.command {
+            None => cli.train.gpus.is_some(),
+            Some(Command::Train(args)) => args.gpus.is_some(),
+            _ => false,
+        };
+        if gpus {
+            eprintln!(
+                "error: --gpu {gpu} and --gpus: give one (--gpus lists every GPU of the run)"
+            );
+            return ExitCode::from(2);
+        }
         sed_gpu::set_adapter_choice(sed_gpu::AdapterChoice::parse(gpu));
     }
     let result = match cli.command {

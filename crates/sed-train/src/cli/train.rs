@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use sed_train::device::{DeviceChoice, pick};
+use sed_train::device::{DeviceChoice, Devices, pick, pick_gpus};
 use sed_train::experiment::Entry;
 use sed_train::metrics::Row;
 use sed_train::session::{Session, default_dir};
@@ -28,6 +28,12 @@ pub struct TrainArgs {
     /// (the GPU path on a software driver such as lavapipe, for testing).
     #[arg(long, value_enum, default_value_t)]
     pub device: DeviceChoice,
+    /// Train one run on several GPUs of this machine: adapters as `--gpu` takes them
+    /// (indices of `sed-train devices`, PCI bus ids or names), comma-separated. The envs
+    /// are split evenly over them; each steps its share and computes the gradients of its
+    /// own samples, which the first sums before its optimizer steps.
+    #[arg(long, value_name = "LIST", conflicts_with = "device")]
+    pub gpus: Option<String>,
     /// The run directory [default: runs/<UTC time>].
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -49,7 +55,7 @@ pub struct TrainArgs {
 
 /// Runs a sweep entry: starts it, or resumes it with the entry's own config (a run whose
 /// settings changed is refused; a finished one just finishes).
-pub fn run_entry(entry: &Entry, device: DeviceChoice) -> Result<()> {
+pub fn run_entry(entry: &Entry, device: DeviceChoice, gpus: Option<String>) -> Result<()> {
     let resume = entry.dir.join("checkpoints").is_dir();
     run(TrainArgs {
         config: ConfigArgs {
@@ -58,6 +64,7 @@ pub fn run_entry(entry: &Entry, device: DeviceChoice) -> Result<()> {
             ..ConfigArgs::default()
         },
         device,
+        gpus,
         out: (!resume).then(|| entry.dir.clone()),
         resume: resume.then(|| entry.dir.clone()),
         ..TrainArgs::default()
@@ -81,6 +88,19 @@ fn manifest_entry(manifest: &std::path::Path, args: &TrainArgs) -> Result<Entry>
         }
     };
     sed_train::experiment::entry(manifest, index)
+}
+
+/// The devices `--device` or `--gpus` asks for.
+fn devices(args: &TrainArgs) -> Result<Devices> {
+    let (devices, why) = match &args.gpus {
+        Some(list) => pick_gpus(list)?,
+        None => {
+            let (picked, why) = pick(args.device)?;
+            (picked.into(), why)
+        }
+    };
+    tracing::info!("device: {why}");
+    Ok(devices)
 }
 
 fn fmt_opt(row: &Row, key: &str, digits: usize) -> String {
@@ -112,7 +132,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .into());
         }
         let entry = manifest_entry(manifest, &args)?;
-        return run_entry(&entry, args.device);
+        return run_entry(&entry, args.device, args.gpus.clone());
     }
     let mut extra = Vec::new();
     if let Some(steps) = args.total_steps {
@@ -125,16 +145,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
             } else {
                 None
             };
-            let (picked, why) = pick(args.device)?;
-            tracing::info!("device: {why}");
-            Session::resume(dir, picked, requested, args.total_steps)?
+            Session::resume(dir, devices(&args)?, requested, args.total_steps)?
         }
         None => {
             let run = args.config.resolve_with(&extra)?;
             let dir = args.out.clone().unwrap_or_else(default_dir);
-            let (picked, why) = pick(args.device)?;
-            tracing::info!("device: {why}");
-            Session::start(run, picked, &dir)?
+            Session::start(run, devices(&args)?, &dir)?
         }
     };
     let t = &session.trainer;
