@@ -2,6 +2,11 @@
 //! through env, inference and update) on each requested device for the same config, and
 //! where the time goes (env, inference, update forward+backward, optimizer).
 //!
+//! With `--gpus LIST` it measures data-parallel scaling instead: the run on the first GPU
+//! alone, then on all of them with `--envs` envs on each (weak scaling), the scaling
+//! efficiency (N-GPU agent-steps/s ÷ N × 1-GPU) and the time spent forking the networks
+//! and moving gradients.
+//!
 //! Per device: one warm-up iteration (kernel compilation), then `--iterations` timed
 //! iterations without syncs, then one iteration with a device sync around each part for
 //! the split. Prints a table and writes CSV (and optionally Markdown) with the device name
@@ -15,7 +20,7 @@ use anyhow::{Context, Result};
 
 use crate::checkpoint::write_atomic;
 use crate::config::RunConfig;
-use crate::device::{DeviceChoice, Picked, pick};
+use crate::device::{DeviceChoice, Devices, pick, pick_gpus};
 use crate::trainer::Trainer;
 
 /// Arguments of `sed-train bench`.
@@ -33,6 +38,10 @@ pub struct BenchArgs {
     /// Devices to measure, comma-separated (`cpu`, `gpu`, `software-gpu`, `auto`).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "cpu,gpu")]
     pub devices: Vec<DeviceChoice>,
+    /// Measure data-parallel scaling on these GPUs (as `--gpus` of training takes them)
+    /// instead of `--devices`: the first alone, then all, `--envs` envs on each.
+    #[arg(long, value_name = "LIST", conflicts_with = "devices")]
+    pub gpus: Option<String>,
     /// Timed iterations per device (after one warm-up iteration).
     #[arg(long, default_value_t = 3)]
     pub iterations: u32,
@@ -51,7 +60,9 @@ pub struct Measurement {
     pub kind: &'static str,
     /// The device, in words.
     pub device: String,
-    /// Envs.
+    /// Devices the envs were split over.
+    pub devices: usize,
+    /// Envs over all devices.
     pub envs: u32,
     /// Players per env.
     pub players: u32,
@@ -70,15 +81,21 @@ pub struct Measurement {
 }
 
 /// Measures one device.
-pub fn measure(run: RunConfig, picked: Picked, iterations: u32) -> Result<Measurement> {
-    let kind = picked.kind();
+pub fn measure(
+    run: RunConfig,
+    devices: impl Into<Devices>,
+    iterations: u32,
+) -> Result<Measurement> {
+    let devices = devices.into();
+    let kind = devices.0[0].kind();
     let (envs, players, horizon) = (
         run.game.num_envs,
         run.game.game.players,
         run.train.sampling_horizon,
     );
-    let mut t = Trainer::new(run, picked)?;
+    let mut t = Trainer::new(run, devices)?;
     let device = t.describe();
+    let devices = t.devices();
     t.iterate(|_| {})?;
     let start = Instant::now();
     for _ in 0..iterations {
@@ -93,6 +110,7 @@ pub fn measure(run: RunConfig, picked: Picked, iterations: u32) -> Result<Measur
     Ok(Measurement {
         kind,
         device,
+        devices,
         envs,
         players,
         horizon,
@@ -110,7 +128,30 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut overrides = args.overrides.clone();
     overrides.push(format!("env.num_envs={}", args.envs));
     let mut results = Vec::new();
-    for &choice in &args.devices {
+    if let Some(list) = &args.gpus {
+        let (all, why) = pick_gpus(list)?;
+        println!("--gpus {list}: {why}");
+        let n = all.0.len();
+        for devices in [Devices(vec![all.0[0].clone()]), all] {
+            let mut overrides = args.overrides.clone();
+            overrides.push(format!(
+                "env.num_envs={}",
+                args.envs as usize * devices.0.len()
+            ));
+            let run = RunConfig::load(&args.config, &overrides)?;
+            let k = devices.0.len();
+            results.push(
+                measure(run, devices, args.iterations)
+                    .with_context(|| format!("benchmarking {k} of the {n} GPUs"))?,
+            );
+        }
+    }
+    let choices = if args.gpus.is_some() {
+        &[][..]
+    } else {
+        &args.devices[..]
+    };
+    for &choice in choices {
         let run = RunConfig::load(&args.config, &overrides)?;
         let picked = match pick(choice) {
             Ok((p, why)) => {
@@ -128,17 +169,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let pct = |part: f64, m: &Measurement| 100.0 * part / m.profiled_seconds;
     let mut table = String::from(
-        "| date | device | envs × players | horizon | agent-steps/s | env | inference | update fwd+bwd | optimizer |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| date | device | devices | envs × players | horizon | agent-steps/s | env | inference | update fwd+bwd | optimizer | transfer |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut csv = String::from(
-        "date,kind,device,envs,players,horizon,iterations,seconds,agent_steps_per_second,profiled_seconds,env_seconds,inference_seconds,backward_seconds,optimizer_seconds\n",
+        "date,kind,device,devices,envs,players,horizon,iterations,seconds,agent_steps_per_second,profiled_seconds,env_seconds,inference_seconds,backward_seconds,optimizer_seconds,transfer_seconds\n",
     );
     for m in &results {
         let s = m.split;
         writeln!(
             table,
-            "| {date} | {} | {} × {} | {} | {:.0} | {:.0}% | {:.0}% | {:.0}% | {:.0}% |",
+            "| {date} | {} | {} | {} × {} | {} | {:.0} | {:.0}% | {:.0}% | {:.0}% | {:.0}% | {:.0}% |",
             m.device,
+            m.devices,
             m.envs,
             m.players,
             m.horizon,
@@ -146,13 +188,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
             pct(s.env, m),
             pct(s.inference, m),
             pct(s.backward, m),
-            pct(s.optimizer, m)
+            pct(s.optimizer, m),
+            pct(s.transfer, m)
         )?;
         writeln!(
             csv,
-            "{date},{},\"{}\",{},{},{},{},{:.4},{:.1},{:.4},{:.4},{:.4},{:.4},{:.4}",
+            "{date},{},\"{}\",{},{},{},{},{},{:.4},{:.1},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4}",
             m.kind,
             m.device.replace('"', "'"),
+            m.devices,
             m.envs,
             m.players,
             m.horizon,
@@ -163,7 +207,22 @@ pub fn run(args: BenchArgs) -> Result<()> {
             s.env,
             s.inference,
             s.backward,
-            s.optimizer
+            s.optimizer,
+            s.transfer
+        )?;
+    }
+    if let [one, many] = results.as_slice()
+        && args.gpus.is_some()
+    {
+        writeln!(
+            table,
+            "\nscaling efficiency on {} devices: {:.2} (agent-steps/s {:.0} ÷ ({} × {:.0})); forking and moving gradients: {:.0}% of the profiled iteration",
+            many.devices,
+            many.agent_steps_per_second / (many.devices as f64 * one.agent_steps_per_second),
+            many.agent_steps_per_second,
+            many.devices,
+            one.agent_steps_per_second,
+            pct(many.split.transfer, many)
         )?;
     }
     if let (Some(c), Some(g)) = (

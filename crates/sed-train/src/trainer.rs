@@ -98,6 +98,9 @@ pub struct Profile {
     pub backward: f64,
     /// Optimizer steps (norm, clipping, Adam).
     pub optimizer: f64,
+    /// With several devices: forking the networks to the other devices and moving their
+    /// gradients to the first (left out of `backward`).
+    pub transfer: f64,
 }
 
 /// Waits until the device has finished the work `t` depends on (and everything queued
@@ -328,6 +331,28 @@ impl Trainer {
             );
         }
         let l = sed_core::engine::Layout::new(&run.game.game, num_envs / ranks);
+        let horizon = run.train.sampling_horizon as usize;
+        let decisions = l.num_envs * (horizon / run.game.game.tax_period as usize);
+        for (field, minibatches, rows, what) in [
+            (
+                "train.players.minibatches",
+                run.train.players.minibatches,
+                l.num_envs * l.players * horizon,
+                "player rows",
+            ),
+            (
+                "train.principal.minibatches",
+                run.train.principal.minibatches,
+                decisions,
+                "principal decisions",
+            ),
+        ] {
+            if ranks > 1 && minibatches as usize > rows {
+                bail!(
+                    "`{field}`: {minibatches} minibatches but each of the {ranks} devices has only {rows} {what} a rollout; use more envs or fewer minibatches"
+                );
+            }
+        }
         for picked in &devices {
             check_capacity(&run, &l, picked)?;
         }
@@ -415,15 +440,16 @@ impl Trainer {
     pub fn describe(&self) -> String {
         match self.shards.as_slice() {
             [one] => one.env.describe(),
-            many => format!(
-                "{} devices, {} envs each: {}",
-                many.len(),
-                many[0].env.layout().num_envs,
-                many.iter()
-                    .map(|s| s.env.describe())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
+            many => {
+                let mut names: Vec<String> = many.iter().map(|s| s.env.describe()).collect();
+                names.dedup();
+                format!(
+                    "{} devices, {} envs each: {}",
+                    many.len(),
+                    many[0].env.layout().num_envs,
+                    names.join("; ")
+                )
+            }
         }
     }
 
@@ -811,13 +837,21 @@ fn ppo_epochs<M: Module + Clone>(
                 continue;
             }
             let clock = Instant::now();
+            let profiling = profile.is_some();
+            let mut moving = 0.0;
             let mut grads_sum = GradientsAccumulator::<M>::new();
             let mut metrics: Option<Tensor<1>> = None;
             for (rank, perm) in perms.iter().enumerate() {
                 let replica = if rank == 0 {
                     model.clone()
                 } else {
-                    model.clone().fork(&devices[rank].clone().autodiff())
+                    let clock = Instant::now();
+                    let replica = model.clone().fork(&devices[rank].clone().autodiff());
+                    if profiling {
+                        sync(&Tensor::cat(param_sums(&replica, "").1, 0));
+                        moving += clock.elapsed().as_secs_f64();
+                    }
+                    replica
                 };
                 let (logits, new_values, samples) = forward(rank, &replica, &perm[lo..hi]);
                 let t = ppo::terms(logits, new_values, &samples, cfg);
@@ -828,7 +862,15 @@ fn ppo_epochs<M: Module + Clone>(
                 };
                 let mut grads = GradientsParams::from_grads(loss.backward(), &replica);
                 if rank > 0 {
+                    if profiling && let Some(sq) = crate::adam::grad_sq_norm(&replica, &grads) {
+                        sync(&sq);
+                    }
+                    let clock = Instant::now();
                     grads = grads.to_device(main, &replica);
+                    if profiling && let Some(sq) = crate::adam::grad_sq_norm(model, &grads) {
+                        sync(&sq);
+                        moving += clock.elapsed().as_secs_f64();
+                    }
                 }
                 grads_sum.accumulate(model, grads);
                 let m = Tensor::cat(
@@ -853,7 +895,8 @@ fn ppo_epochs<M: Module + Clone>(
                 if let Some(sq) = crate::adam::grad_sq_norm(model, &grads) {
                     sync(&sq);
                 }
-                p.backward += clock.elapsed().as_secs_f64();
+                p.backward += clock.elapsed().as_secs_f64() - moving;
+                p.transfer += moving;
             }
             let clock = Instant::now();
             let (updated, norm) = adam.step(model.clone(), grads, lr, cfg.max_grad_norm);

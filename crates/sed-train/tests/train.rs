@@ -1324,3 +1324,104 @@ fn bad_input_gets_one_clear_line() {
         assert!(!dir.exists());
     }
 }
+
+/// `--gpus 0,0`: one run on two devices of the first adapter (lavapipe in CI) writes each
+/// device's envs into its checkpoint; `bench --gpus` measures one device against both;
+/// bad lists get one clear line.
+#[test]
+fn gpus_trains_one_run_on_two_devices_and_bench_measures_its_scaling() {
+    let dir = temp_dir("gpus");
+    let out_dir = dir.join("run");
+    let small = [
+        "--set",
+        "train.principal.minibatches=1",
+        "--set",
+        "train.sampling_horizon=10",
+        "--set",
+        "train.players.hidden=[16]",
+        "--set",
+        "train.principal.hidden=[16]",
+    ];
+    let mut args = vec![
+        "--gpus",
+        "0,0",
+        "--config",
+        "configs/smoke.toml",
+        "--envs",
+        "2",
+        "--total-steps",
+        "40",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    args.extend(small);
+    let out = sed_train_ok(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("2 devices (--gpus 0,0)"), "{stderr}");
+    let ckpt = out_dir.join("checkpoints/iter_00000002");
+    assert!(ckpt.join("env.1.bin").is_file(), "{stderr}");
+
+    let csv = dir.join("scaling.csv");
+    let mut args = vec![
+        "bench",
+        "--gpus",
+        "0,0",
+        "--config",
+        "configs/smoke.toml",
+        "--envs",
+        "1",
+        "--iterations",
+        "1",
+        "--csv",
+        csv.to_str().unwrap(),
+    ];
+    args.extend(small);
+    let out = sed_train_ok(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("scaling efficiency on 2 devices"),
+        "{stdout}"
+    );
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    let devices: Vec<&str> = rows
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').rev().nth(12).unwrap())
+        .collect();
+    assert_eq!(devices, ["1", "2"], "{rows}");
+
+    for (args, expected) in [
+        (&["--gpus", "0,", "--total-steps", "1"][..], "--gpus \"0,\""),
+        (
+            &[
+                "--gpus",
+                "0,0",
+                "--envs",
+                "4",
+                "--set",
+                "train.sampling_horizon=10",
+                "--config",
+                "configs/smoke.toml",
+            ][..],
+            "`train.principal.minibatches`: 4 minibatches but each of the 2 devices has only 2 principal decisions",
+        ),
+        (&["--gpu", "0", "--gpus", "0,0"][..], "--gpu 0 and --gpus"),
+        (
+            &[
+                "--gpus",
+                "0,0",
+                "--envs",
+                "3",
+                "--config",
+                "configs/smoke.toml",
+            ][..],
+            "`env.num_envs`: 3 envs do not split evenly over 2 devices",
+        ),
+    ] {
+        let out = sed_train(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
