@@ -291,29 +291,48 @@ pub fn world_pixels(map: &Map, layout: &Layout, state: &State, env: usize) -> Pi
 /// grass bit shows as floor, as in the symbolic view.
 #[must_use]
 pub fn window_pixels(window: &[u8]) -> Pixels {
-    use crate::obs::{WINDOW_COLS, WINDOW_ROWS, bits};
+    use crate::obs::{WINDOW_COLS, WINDOW_ROWS};
     let mut px = Pixels::new(WINDOW_COLS * CELL_PX, WINDOW_ROWS * CELL_PX, 0);
     for (k, &b) in window[..WINDOW_ROWS * WINDOW_COLS].iter().enumerate() {
-        let ground = if b & bits::OUT_OF_BOUNDS != 0 {
-            Cell::OutOfBounds
-        } else if b & bits::WALL != 0 {
-            Cell::Wall
-        } else if b & bits::APPLE != 0 {
-            Cell::Apple
-        } else if b & bits::GRASS != 0 {
-            Cell::Grass
-        } else {
-            Cell::Floor
-        };
-        let player = if b & bits::SELF != 0 {
-            Some((colour::SELF, 0))
-        } else if b & bits::OTHER != 0 {
-            Some((colour::OTHER, u32::from(b >> bits::FACING_SHIFT)))
-        } else {
-            None
-        };
+        let (ground, player) = window_cell(b);
         paint_cell(&mut px, k / WINDOW_COLS, k % WINDOW_COLS, ground, player);
     }
+    px
+}
+
+/// What a window cell shows, from its observation byte: the ground, and the player in it
+/// (the observer, or another player with its facing).
+fn window_cell(b: u8) -> (Cell, Option<(u8, u32)>) {
+    use crate::obs::bits;
+    let ground = if b & bits::OUT_OF_BOUNDS != 0 {
+        Cell::OutOfBounds
+    } else if b & bits::WALL != 0 {
+        Cell::Wall
+    } else if b & bits::APPLE != 0 {
+        Cell::Apple
+    } else if b & bits::GRASS != 0 {
+        Cell::Grass
+    } else {
+        Cell::Floor
+    };
+    let player = if b & bits::SELF != 0 {
+        Some((colour::SELF, 0))
+    } else if b & bits::OTHER != 0 {
+        Some((colour::OTHER, u32::from(b >> bits::FACING_SHIFT)))
+    } else {
+        None
+    };
+    (ground, player)
+}
+
+/// The `CELL_PX × CELL_PX` picture of a window cell whose observation byte is `b`. A
+/// window's picture is its cells' pictures side by side (each depends on its byte alone),
+/// so a device can render RGB observations with one lookup in a table of these.
+#[must_use]
+pub fn cell_pixels(b: u8) -> Pixels {
+    let mut px = Pixels::new(CELL_PX, CELL_PX, 0);
+    let (ground, player) = window_cell(b);
+    paint_cell(&mut px, 0, 0, ground, player);
     px
 }
 
@@ -397,6 +416,28 @@ mod tests {
         assert_eq!(at(&px, SELF_ROW - 1, SELF_COL, 4, 4), colour::OTHER);
         assert_eq!(at(&px, SELF_ROW - 1, SELF_COL, 6, 4), colour::OTHER + 1);
         assert_eq!(at(&px, SELF_ROW - 1, SELF_COL, 4, 1), colour::OTHER);
+    }
+
+    #[test]
+    fn a_window_is_its_cells_pictures_side_by_side() {
+        use crate::obs::{WINDOW_CELLS, WINDOW_COLS};
+        // Every byte value once (and some twice), in window order.
+        let window: Vec<u8> = (0..WINDOW_CELLS).map(|k| (k * 37 % 256) as u8).collect();
+        let whole = window_pixels(&window);
+        for (k, &b) in window.iter().enumerate() {
+            let cell = cell_pixels(b);
+            let (x0, y0) = ((k % WINDOW_COLS) * CELL_PX, (k / WINDOW_COLS) * CELL_PX);
+            for y in 0..CELL_PX {
+                for x in 0..CELL_PX {
+                    assert_eq!(
+                        whole.data[(y0 + y) * whole.width + x0 + x],
+                        cell.data[y * CELL_PX + x],
+                        "cell {k} (byte {b:#04x}) at ({x}, {y})"
+                    );
+                }
+            }
+        }
+        assert_ne!(cell_pixels(0).data, cell_pixels(bits::APPLE).data);
     }
 
     #[test]

@@ -76,6 +76,11 @@ pub enum Torso {
     Mlp,
     /// SocialJax's small CNN: conv 32·5×5 → 32·3×3 → 32·3×3 (same padding) → dense 64.
     Cnn,
+    /// The paper's fidelity setting: SPEC §3's RGB window (88 × 88 × 3, 8 px per cell,
+    /// Melting Pot's look, rendered on the device from the symbolic window) into the
+    /// released code's CNN: conv 32·8×8/4 → 64·4×4/2 → 64·3×3/1 → dense 512. About 190×
+    /// the input floats of the symbolic window: use more minibatches or fewer envs.
+    Rgb,
 }
 
 /// The `[train]` section.

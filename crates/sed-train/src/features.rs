@@ -6,6 +6,11 @@
 //! self, other player, out of bounds, and the other player's facing one-hot), so a whole
 //! batch of windows unpacks with one `select`.
 //!
+//! With the RGB torso the players' windows are SPEC §3's RGB pictures instead, rendered the
+//! same way: a cell's 8 × 8 picture depends on its byte alone
+//! ([`sed_core::render::cell_pixels`]), so a `[256, 8 · 8 · 3]` table of pictures and one
+//! `select` give every cell's pixels, and a permutation lays the cells side by side.
+//!
 //! Players also get per-player constants (a player-id one-hot and the player's types) and,
 //! when `train.player_sees_tax` is on, the env's current rates and position in the tax
 //! period, taken from the principal's feature row of their env.
@@ -13,7 +18,8 @@
 use burn::prelude::{Device, Int, Tensor, TensorData};
 use sed_core::config::Game;
 use sed_core::engine::Layout;
-use sed_core::obs::{WINDOW_CELLS, bits};
+use sed_core::obs::{WINDOW_CELLS, WINDOW_COLS, WINDOW_ROWS, bits};
+use sed_core::render::{CELL_PX, PALETTE, cell_pixels};
 use sed_core::reward::RewardForm;
 use sed_core::types::TYPE_LEVELS;
 
@@ -47,10 +53,50 @@ pub fn channel_table() -> Vec<f32> {
     t
 }
 
+/// Floats of one cell's RGB picture.
+pub const PATCH: usize = CELL_PX * CELL_PX * 3;
+
+/// The RGB table: row `b` holds the picture of a window cell of byte `b`, `[CELL_PX,
+/// CELL_PX, 3]` row-major, each colour component divided by 255.
+#[must_use]
+pub fn rgb_table() -> Vec<f32> {
+    let mut t = Vec::with_capacity(256 * PATCH);
+    for b in 0..=255u8 {
+        for &index in &cell_pixels(b).data {
+            t.extend(
+                PALETTE[index as usize]
+                    .iter()
+                    .map(|&c| f32::from(c) / 255.0),
+            );
+        }
+    }
+    t
+}
+
+/// The bytes of the first `cells` cells of packed words `[rows, words]` (four cells a
+/// word, low byte first), `[rows · cells]`.
+fn cell_bytes(words: Tensor<2, Int>, cells: usize) -> Tensor<1, Int> {
+    let [rows, w] = words.dims();
+    let bytes: Vec<Tensor<2, Int>> = (0..4)
+        .map(|k| {
+            words
+                .clone()
+                .bitwise_right_shift_scalar(8 * k)
+                .bitwise_and_scalar(0xff)
+        })
+        .collect();
+    Tensor::stack::<3>(bytes, 2) // [rows, words, 4]
+        .reshape([rows, w * 4])
+        .narrow(1, 0, cells)
+        .reshape([rows * cells])
+}
+
 /// Builds the networks' inputs from env tensors; holds the device constants.
 #[derive(Clone, Debug)]
 pub struct Inputs {
     table: Tensor<2>,
+    /// [`rgb_table`], when the players see RGB windows.
+    rgb: Option<Tensor<2>>,
     /// `[players, player_extras]`: player-id one-hot and types.
     player_consts: Tensor<2>,
     /// For each player row of one step, its env (`[envs · players]`).
@@ -69,9 +115,10 @@ impl Inputs {
         self.layout
     }
 
-    /// The inputs of `game` with `layout` on `device`.
+    /// The inputs of `game` with `layout` on `device`; the players' windows are RGB
+    /// pictures when `rgb` is set.
     #[must_use]
-    pub fn new(game: &Game, layout: Layout, sees_tax: bool, device: &Device) -> Self {
+    pub fn new(game: &Game, layout: Layout, sees_tax: bool, rgb: bool, device: &Device) -> Self {
         let n = layout.players;
         let with_trust = game.reward_form == RewardForm::ReleasedCode;
         let width = n + 1 + with_trust as usize;
@@ -89,6 +136,7 @@ impl Inputs {
         let player_of_row: Vec<i32> = (0..rows).map(|r| (r % n) as i32).collect();
         Self {
             table: Tensor::from_data(TensorData::new(channel_table(), [256, CHANNELS]), device),
+            rgb: rgb.then(|| Tensor::from_data(TensorData::new(rgb_table(), [256, PATCH]), device)),
             player_consts: Tensor::from_data(TensorData::new(consts, [n, width]), device),
             env_of_row: Tensor::from_data(TensorData::new(env_of_row, [rows]), device),
             player_of_row: Tensor::from_data(TensorData::new(player_of_row, [rows]), device),
@@ -118,31 +166,29 @@ impl Inputs {
     /// Unpacks packed words `[rows, words]` into `[rows, cells, CHANNELS]`.
     #[must_use]
     pub fn unpack(&self, words: Tensor<2, Int>, cells: usize) -> Tensor<3> {
-        let [rows, w] = words.dims();
-        let bytes: Vec<Tensor<2, Int>> = (0..4)
-            .map(|k| {
-                words
-                    .clone()
-                    .bitwise_right_shift_scalar(8 * k)
-                    .bitwise_and_scalar(0xff)
-            })
-            .collect();
-        let idx = Tensor::stack::<3>(bytes, 2) // [rows, words, 4]
-            .reshape([rows, w * 4])
-            .narrow(1, 0, cells)
-            .reshape([rows * cells]);
+        let rows = words.dims()[0];
         self.table
             .clone()
-            .select(0, idx)
+            .select(0, cell_bytes(words, cells))
             .reshape([rows, cells, CHANNELS])
     }
 
-    /// The players' windows, `[rows, WINDOW_CELLS, CHANNELS]`.
+    /// The players' windows: `[rows, WINDOW_CELLS, CHANNELS]`, or with RGB windows
+    /// `[rows, 88 · 88, 3]` (pixels row-major, as [`sed_core::render::rgb_observations`]
+    /// lays them out, divided by 255).
     #[must_use]
     pub fn windows(&self, obs: Tensor<2, Int>) -> Tensor<3> {
-        self.unpack(obs, WINDOW_CELLS)
+        let Some(rgb) = &self.rgb else {
+            return self.unpack(obs, WINDOW_CELLS);
+        };
+        let rows = obs.dims()[0];
+        let side = WINDOW_COLS * CELL_PX;
+        rgb.clone()
+            .select(0, cell_bytes(obs, WINDOW_CELLS))
+            .reshape([rows, WINDOW_ROWS, WINDOW_COLS, CELL_PX, CELL_PX * 3])
+            .swap_dims(2, 3)
+            .reshape([rows, side * side, 3])
     }
-
     /// The players' extra inputs `[rows, player_extras]` of one step's rows, from the
     /// principal's features `[envs, F]` of the same step.
     #[must_use]
@@ -202,5 +248,40 @@ mod tests {
         );
         // Facing bits without a player in the cell mean nothing.
         assert_eq!(row(2 << bits::FACING_SHIFT), &[0.0; CHANNELS]);
+    }
+
+    #[test]
+    fn rgb_windows_are_the_renderers_pictures() {
+        use sed_core::obs::OBS_STRIDE;
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/smoke.toml");
+        let game = sed_core::config::Config::load(&path, &[])
+            .unwrap()
+            .resolve()
+            .unwrap()
+            .game;
+        let engine = sed_core::engine::Engine::new(game.clone(), 2);
+        let (_, out, _) = engine.start().unwrap();
+        // The engine's first observations, then windows holding every byte value.
+        let mut obs = out.obs.clone();
+        for k in 0..3 * OBS_STRIDE {
+            obs.push((k * 7 % 256) as u8);
+        }
+        let rows = obs.len() / OBS_STRIDE;
+        let dev = Device::flex();
+        let inputs = Inputs::new(&game, engine.layout(), false, true, &dev);
+        let words: Vec<i32> = bytemuck::pod_collect_to_vec(&obs);
+        let words =
+            Tensor::<2, Int>::from_data(TensorData::new(words, [rows, OBS_STRIDE / 4]), &dev);
+        let got = inputs.windows(words);
+        assert_eq!(got.dims(), [rows, 88 * 88, 3]);
+        let got: Vec<f32> = got.into_data().convert::<f32>().try_into_vec().unwrap();
+        let want: Vec<f32> = sed_core::render::rgb_observations(&obs)
+            .into_iter()
+            .map(|c| f32::from(c) / 255.0)
+            .collect();
+        assert_eq!(got.len(), want.len());
+        let first_bad = got.iter().zip(&want).position(|(a, b)| a != b);
+        assert_eq!(first_bad, None, "pixel value {first_bad:?} differs");
     }
 }

@@ -9,31 +9,84 @@
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
-use burn::prelude::{Device, Tensor};
+use burn::prelude::{Device, Tensor, TensorData};
+use burn::tensor::Distribution;
 use burn::tensor::activation::relu;
 use burn::tensor::module::avg_pool2d;
 use burn::tensor::ops::AvgPoolOptions;
+use nalgebra::DMatrix;
 use sed_core::obs::{WINDOW_COLS, WINDOW_ROWS};
 
 use crate::config::Torso;
 use crate::features::CHANNELS;
 
+/// A semi-orthogonal `[rows, cols]` matrix times `gain`, as PyTorch's `orthogonal_` and
+/// Burn's `Initializer::Orthogonal` make it: the Q factor of a standard normal matrix's QR
+/// (of its transpose when it is wide), each column's sign set by R's diagonal. The normal
+/// draws come from Burn's seeded generator on `device`, as Burn's would; the thin QR runs
+/// on the host, where Burn 0.22 forms the full square Q on the device (minutes for a
+/// 4332 × 256 layer in a dev build).
+#[must_use]
+pub fn orthogonal(rows: usize, cols: usize, gain: f64, device: &Device) -> Tensor<2> {
+    let tall = rows >= cols;
+    let (m, n) = if tall { (rows, cols) } else { (cols, rows) };
+    let normal = Tensor::<2>::random([rows, cols], Distribution::Normal(0.0, 1.0), device);
+    let normal = if tall { normal } else { normal.transpose() };
+    let values: Vec<f32> = normal
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .expect("float draws");
+    let qr = DMatrix::from_row_iterator(m, n, values.into_iter().map(f64::from)).qr();
+    let (q, r) = (qr.q(), qr.r());
+    let mut out = Vec::with_capacity(m * n);
+    for i in 0..m {
+        for j in 0..n {
+            out.push((q[(i, j)] * r[(j, j)].signum() * gain) as f32);
+        }
+    }
+    let t = Tensor::from_data(TensorData::new(out, [m, n]), device);
+    if tall { t } else { t.transpose() }
+}
+
 /// A linear layer with CleanRL's initialisation: orthogonal weight with `gain`, zero bias.
 fn layer(inputs: usize, outputs: usize, gain: f64, device: &Device) -> Linear {
     let mut l = LinearConfig::new(inputs, outputs)
-        .with_initializer(Initializer::Orthogonal { gain })
+        .with_initializer(Initializer::Zeros)
         .init(device);
+    l.weight = Param::from_tensor(orthogonal(inputs, outputs, gain, device));
     l.bias = Some(Initializer::Zeros.init([outputs], device));
     l
 }
 
 fn conv(inputs: usize, outputs: usize, kernel: usize, device: &Device) -> Conv2d {
+    conv_with(inputs, outputs, kernel, 1, PaddingConfig2d::Same, device)
+}
+
+/// A convolution with CleanRL's initialisation, of any stride and padding.
+fn conv_with(
+    inputs: usize,
+    outputs: usize,
+    kernel: usize,
+    stride: usize,
+    padding: PaddingConfig2d,
+    device: &Device,
+) -> Conv2d {
     let mut c = Conv2dConfig::new([inputs, outputs], [kernel, kernel])
-        .with_padding(PaddingConfig2d::Same)
-        .with_initializer(Initializer::Orthogonal {
-            gain: std::f64::consts::SQRT_2,
-        })
+        .with_stride([stride, stride])
+        .with_padding(padding)
+        .with_initializer(Initializer::Zeros)
         .init(device);
+    // PyTorch flattens a convolution's weight to `[outputs, inputs · kernel²]`.
+    c.weight = Param::from_tensor(
+        orthogonal(
+            outputs,
+            inputs * kernel * kernel,
+            std::f64::consts::SQRT_2,
+            device,
+        )
+        .reshape([outputs, inputs, kernel, kernel]),
+    );
     c.bias = Some(Initializer::Zeros.init([outputs], device));
     c
 }
@@ -105,11 +158,59 @@ impl Cnn {
     }
 }
 
+/// The released code's CNN (CleanRL's Atari torso) on SPEC §3's RGB window, 88 × 88 × 3
+/// scaled to [0, 1]: conv 32·8×8 stride 4 → 64·4×4 stride 2 → 64·3×3 stride 1 (no padding:
+/// 21², 9², 7²), then dense 512 on the flattened maps and the player's extra inputs.
+#[derive(Module, Debug)]
+pub struct RgbCnn {
+    c1: Conv2d,
+    c2: Conv2d,
+    c3: Conv2d,
+    dense: Linear,
+}
+
+/// Width of [`RgbCnn`]'s output.
+const RGB_DENSE: usize = 512;
+/// Pixels per side of an RGB window.
+const RGB_PX: usize = WINDOW_COLS * sed_core::render::CELL_PX;
+
+impl RgbCnn {
+    fn new(extras: usize, device: &Device) -> Self {
+        let valid = || PaddingConfig2d::Valid;
+        Self {
+            c1: conv_with(3, 32, 8, 4, valid(), device),
+            c2: conv_with(32, 64, 4, 2, valid(), device),
+            c3: conv_with(64, 64, 3, 1, valid(), device),
+            dense: layer(
+                64 * 7 * 7 + extras,
+                RGB_DENSE,
+                std::f64::consts::SQRT_2,
+                device,
+            ),
+        }
+    }
+
+    /// `window` `[rows, 88 · 88, 3]` (pixels row-major), `extras` `[rows, X]` →
+    /// `[rows, 512]`.
+    fn forward(&self, window: Tensor<3>, extras: Tensor<2>) -> Tensor<2> {
+        let [rows, _, _] = window.dims();
+        let x = window
+            .reshape([rows, RGB_PX, RGB_PX, 3])
+            .permute([0, 3, 1, 2]);
+        let x = relu(self.c1.forward(x));
+        let x = relu(self.c2.forward(x));
+        let x = relu(self.c3.forward(x));
+        let flat = x.reshape([rows, 64 * 7 * 7]);
+        relu(self.dense.forward(Tensor::cat(vec![flat, extras], 1)))
+    }
+}
+
 /// The players' shared policy and value network.
 #[derive(Module, Debug)]
 pub struct PlayerNet {
     mlp: Option<Mlp>,
     cnn: Option<Cnn>,
+    rgb: Option<RgbCnn>,
     actor: Linear,
     critic: Linear,
 }
@@ -125,33 +226,43 @@ impl PlayerNet {
         actions: usize,
         device: &Device,
     ) -> Self {
-        let (mlp, cnn, width) = match torso {
-            Torso::Mlp => (
-                Some(Mlp::new(cells * CHANNELS + extras, hidden, device)),
-                None,
-                *hidden.last().expect("validated: at least one layer"),
-            ),
-            Torso::Cnn => (None, Some(Cnn::new(extras, device)), CNN_DENSE),
+        let (mut mlp, mut cnn, mut rgb) = (None, None, None);
+        let width = match torso {
+            Torso::Mlp => {
+                mlp = Some(Mlp::new(cells * CHANNELS + extras, hidden, device));
+                *hidden.last().expect("validated: at least one layer")
+            }
+            Torso::Cnn => {
+                cnn = Some(Cnn::new(extras, device));
+                CNN_DENSE
+            }
+            Torso::Rgb => {
+                rgb = Some(RgbCnn::new(extras, device));
+                RGB_DENSE
+            }
         };
         Self {
             mlp,
             cnn,
+            rgb,
             actor: layer(width, actions, 0.01, device),
             critic: layer(width, 1, 1.0, device),
         }
     }
 
-    /// `window` `[rows, cells, CHANNELS]`, `extras` `[rows, X]` → logits `[rows, 1,
-    /// actions]` and values `[rows]`.
+    /// `window` `[rows, cells, CHANNELS]` (`[rows, 88 · 88, 3]` for the RGB torso, as
+    /// [`crate::features::Inputs::windows`] gives them), `extras` `[rows, X]` → logits
+    /// `[rows, 1, actions]` and values `[rows]`.
     pub fn forward(&self, window: Tensor<3>, extras: Tensor<2>) -> (Tensor<3>, Tensor<1>) {
         let [rows, cells, channels] = window.dims();
-        let h = match (&self.mlp, &self.cnn) {
-            (Some(mlp), _) => mlp.forward(Tensor::cat(
+        let h = match (&self.mlp, &self.cnn, &self.rgb) {
+            (Some(mlp), _, _) => mlp.forward(Tensor::cat(
                 vec![window.reshape([rows, cells * channels]), extras],
                 1,
             )),
-            (None, Some(cnn)) => cnn.forward(window, extras),
-            (None, None) => unreachable!("a player network has a torso"),
+            (None, Some(cnn), _) => cnn.forward(window, extras),
+            (None, None, Some(rgb)) => rgb.forward(window, extras),
+            (None, None, None) => unreachable!("a player network has a torso"),
         };
         heads(&self.actor, &self.critic, h, 1)
     }
@@ -289,9 +400,43 @@ pub fn flat_params<M: Module>(module: &M) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
-    use burn::prelude::TensorData;
-
     use super::*;
+
+    #[test]
+    fn orthogonal_matches_burns_initializer_and_is_semi_orthogonal() {
+        let dev = Device::flex();
+        for (rows, cols) in [(7, 4), (4, 7), (5, 5)] {
+            dev.seed(9);
+            let ours = orthogonal(rows, cols, 2.0, &dev);
+            dev.seed(9);
+            let burns: Tensor<2> = Initializer::Orthogonal { gain: 2.0 }
+                .init([rows, cols], &dev)
+                .val();
+            let v = |t: Tensor<2>| -> Vec<f32> {
+                t.into_data().convert::<f32>().try_into_vec().unwrap()
+            };
+            let (a, b) = (v(ours.clone()), v(burns));
+            let diff = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(diff < 1e-4, "{rows}x{cols}: differs from Burn's by {diff}");
+            // Orthonormal columns (tall) or rows (wide), times the gain squared.
+            let gram = if rows >= cols {
+                ours.clone().transpose().matmul(ours)
+            } else {
+                ours.clone().matmul(ours.transpose())
+            };
+            let k = rows.min(cols);
+            let eye: Tensor<2> = Tensor::eye(k, &dev).mul_scalar(4.0);
+            let off = v(gram - eye)
+                .into_iter()
+                .map(f32::abs)
+                .fold(0.0f32, f32::max);
+            assert!(off < 1e-4, "{rows}x{cols}: QᵀQ is off by {off}");
+        }
+    }
 
     #[test]
     fn a_pooled_principal_sees_block_means_of_its_map() {

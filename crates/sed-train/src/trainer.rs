@@ -248,18 +248,25 @@ fn check_capacity(run: &RunConfig, l: &sed_core::engine::Layout, picked: &Picked
             // The largest update tensors: a minibatch's unpacked windows or maps.
             let cell_bytes = (4 * crate::features::CHANNELS) as u64;
             let t = run.train.sampling_horizon as u64;
-            for (field, samples, cells, mb) in [
+            let player_cell_bytes = if run.train.torso == crate::config::Torso::Rgb {
+                (4 * crate::features::PATCH) as u64
+            } else {
+                cell_bytes
+            };
+            for (field, samples, cells, mb, cell_bytes) in [
                 (
                     "train.players.minibatches",
                     t * (l.num_envs * l.players) as u64,
                     sed_core::obs::WINDOW_CELLS as u64,
                     run.train.players.minibatches,
+                    player_cell_bytes,
                 ),
                 (
                     "train.principal.minibatches",
                     t / run.game.game.tax_period as u64 * l.num_envs as u64,
                     run.game.game.map.cells() as u64,
                     run.train.principal.minibatches,
+                    cell_bytes,
                 ),
             ] {
                 let rows = samples.div_ceil(mb as u64);
@@ -272,6 +279,17 @@ fn check_capacity(run: &RunConfig, l: &sed_core::engine::Layout, picked: &Picked
                         (samples * cells * cell_bytes).div_ceil(max)
                     );
                 }
+            }
+            let step_windows =
+                (l.num_envs * l.players * sed_core::obs::WINDOW_CELLS) as u64 * player_cell_bytes;
+            if step_windows > max {
+                bail!(
+                    "`env.num_envs`: one step's unpacked windows of {} envs need {:.2} GiB, more than this device's largest buffer ({:.2} GiB); use at most {} envs (per device)",
+                    l.num_envs,
+                    gib(step_windows),
+                    gib(max),
+                    max / (step_windows / l.num_envs as u64)
+                );
             }
             if largest > max {
                 bail!(
@@ -349,7 +367,7 @@ impl Trainer {
         ] {
             if ranks > 1 && minibatches as usize > rows {
                 bail!(
-                    "`{field}`: {minibatches} minibatches but each of the {ranks} devices has only {rows} {what} a rollout; use more envs or fewer minibatches"
+                    "`{field}`: {minibatches} minibatches but each of the {ranks} devices has only {rows} {what} per rollout; use more envs or fewer minibatches"
                 );
             }
         }
@@ -365,7 +383,8 @@ impl Trainer {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         dev.seed(run.game.config.seed);
         let game = &run.game.game;
-        let inputs = Inputs::new(game, l, run.train.player_sees_tax, &dev);
+        let rgb = run.train.torso == crate::config::Torso::Rgb;
+        let inputs = Inputs::new(game, l, run.train.player_sees_tax, rgb, &dev);
         let train_dev = dev.clone().autodiff();
         let players = PlayerNet::new(
             run.train.torso,
@@ -396,7 +415,7 @@ impl Trainer {
             let inputs = if rank == 0 {
                 inputs.clone()
             } else {
-                Inputs::new(game, l, run.train.player_sees_tax, &picked.burn())
+                Inputs::new(game, l, run.train.player_sees_tax, rgb, &picked.burn())
             };
             shards.push(Shard::new(&run, picked, rank, inputs, shuffle_seed)?);
         }

@@ -230,6 +230,7 @@ fn two_gpu_devices_train_like_one_device_holding_both_halves() {
         smoke(&[
             "env.num_envs=4",
             "train.sampling_horizon=10",
+            "train.principal.minibatches=2",
             "train.players.hidden=[32]",
             "train.principal.hidden=[16]",
         ])

@@ -1403,7 +1403,7 @@ fn gpus_trains_one_run_on_two_devices_and_bench_measures_its_scaling() {
                 "--config",
                 "configs/smoke.toml",
             ][..],
-            "`train.principal.minibatches`: 4 minibatches but each of the 2 devices has only 2 principal decisions",
+            "`train.principal.minibatches`: 4 minibatches but each of the 2 devices has only 2 principal decisions per rollout",
         ),
         (&["--gpu", "0", "--gpus", "0,0"][..], "--gpu 0 and --gpus"),
         (
@@ -1424,4 +1424,35 @@ fn gpus_trains_one_run_on_two_devices_and_bench_measures_its_scaling() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Each players' torso trains: the symbolic MLP and CNN, and the CNN on RGB windows
+/// (SPEC §3's fidelity option) rendered on the device.
+#[test]
+fn every_players_torso_trains() {
+    for torso in ["mlp", "cnn", "rgb"] {
+        let run = run_config(&[
+            &format!("train.torso=\"{torso}\""),
+            "env.num_envs=2",
+            "train.sampling_horizon=10",
+            "train.players.minibatches=2",
+            "train.principal.minibatches=1",
+            "train.players.update_epochs=1",
+            "train.players.hidden=[16]",
+            "train.principal.hidden=[16]",
+        ]);
+        let mut t = Trainer::new(run, Picked::Cpu).unwrap();
+        let before = params(t.players());
+        let row = t.iterate(|_| {}).unwrap();
+        let after = params(t.players());
+        assert_eq!(before.len(), after.len());
+        assert_ne!(before, after, "{torso}: the players' network changed");
+        for key in ["losses/policy_loss", "losses/value_loss", "losses/entropy"] {
+            assert!(row[key].is_finite(), "{torso}: {key} = {}", row[key]);
+        }
+        if torso == "rgb" {
+            // conv 3·32·8·8 + 32 → … → dense (64·7·7 + extras)·512: the released code's shapes.
+            assert!(before.len() > 64 * 7 * 7 * 512, "{}", before.len());
+        }
+    }
 }
