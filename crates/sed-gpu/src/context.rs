@@ -133,7 +133,7 @@ impl GpuContext {
             })
             .collect();
         let none = |what: String| {
-            GpuError::NoAdapter(format!("{what}; the adapters: {}", listing.join(", ")))
+            GpuError::NotFound(format!("{what}; the adapters: {}", listing.join(", ")))
         };
         match choice {
             AdapterChoice::Best => {}

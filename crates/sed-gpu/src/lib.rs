@@ -33,6 +33,9 @@ pub enum GpuError {
     /// No usable adapter or device.
     #[error("no GPU device: {0}")]
     NoAdapter(String),
+    /// No adapter is the one asked for (by index, PCI bus id or name).
+    #[error("no such GPU: {0}")]
+    NotFound(String),
     /// The batch needs more than a device limit allows.
     #[error(
         "the device limit `{limit}` is {available} but this batch needs {needed}; use fewer envs"

@@ -7,11 +7,12 @@
 
 use std::sync::OnceLock;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use burn::prelude::Device;
 use sed_gpu::GpuContext;
 
 use crate::bridge::burn_device;
+use crate::session::InputError;
 
 /// What `--device` asks for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -74,15 +75,18 @@ impl From<Picked> for Devices {
 pub fn pick_gpus(list: &str) -> Result<(Devices, String)> {
     let entries: Vec<&str> = list.split(',').map(str::trim).collect();
     if entries.iter().any(|e| e.is_empty()) {
-        bail!(
+        return Err(InputError(format!(
             "--gpus {list:?}: give adapters separated by commas, e.g. `--gpus 0,1` (see `sed-train devices`)"
-        );
+        ))
+        .into());
     }
     let mut picked = Vec::with_capacity(entries.len());
     let mut names = Vec::with_capacity(entries.len());
     for entry in entries {
         let choice = sed_gpu::AdapterChoice::parse(entry);
-        let ctx = GpuContext::with_choice(&choice).map_err(|e| anyhow!("--gpus {entry}: {e}"))?;
+        let ctx = GpuContext::with_choice(&choice)
+            .map_err(gpu_error)
+            .with_context(|| format!("--gpus {entry}"))?;
         // Burn keeps every registered device for the process's life; so does this.
         let ctx: &'static GpuContext = Box::leak(Box::new(ctx));
         let device = burn_device(ctx).map_err(|e| anyhow!("--gpus {entry}: {e:#}"))?;
@@ -100,15 +104,27 @@ pub fn pick_gpus(list: &str) -> Result<(Devices, String)> {
 /// The process's one GPU context, registered with Burn once (Burn keeps every registered
 /// device for the process's life).
 pub fn shared_gpu() -> Result<(&'static GpuContext, Device)> {
-    static GPU: OnceLock<Result<(GpuContext, Device), String>> = OnceLock::new();
+    static GPU: OnceLock<Result<(GpuContext, Device), (String, bool)>> = OnceLock::new();
     let r = GPU.get_or_init(|| {
-        let ctx = GpuContext::new().map_err(|e| e.to_string())?;
-        let device = burn_device(&ctx).map_err(|e| format!("{e:#}"))?;
+        let ctx = GpuContext::new()
+            .map_err(|e| (e.to_string(), matches!(e, sed_gpu::GpuError::NotFound(_))))?;
+        let device = burn_device(&ctx).map_err(|e| (format!("{e:#}"), false))?;
         Ok((ctx, device))
     });
     match r {
         Ok((ctx, device)) => Ok((ctx, device.clone())),
-        Err(e) => Err(anyhow!("{e}")),
+        Err((e, true)) => Err(InputError(e.clone()).into()),
+        Err((e, false)) => Err(anyhow!("{e}")),
+    }
+}
+
+/// A GPU error as the CLI reports it: an adapter that does not exist (a bad `--gpu` or
+/// `--gpus`) is the user's error ([`InputError`]).
+#[must_use]
+pub fn gpu_error(e: sed_gpu::GpuError) -> anyhow::Error {
+    match e {
+        sed_gpu::GpuError::NotFound(_) => InputError(e.to_string()).into(),
+        other => anyhow!(other),
     }
 }
 
@@ -130,7 +146,7 @@ pub fn pick(choice: DeviceChoice) -> Result<(Picked, String)> {
             ))
         }
         DeviceChoice::Gpu => {
-            let (ctx, d) = shared_gpu().map_err(|e| anyhow!("--device gpu: {e}"))?;
+            let (ctx, d) = shared_gpu().context("--device gpu")?;
             if is_software(&ctx.info) {
                 bail!(
                     "--device gpu: no GPU found, only the software driver {}; use --device cpu (or --device software-gpu to run the GPU path on it anyway)",

@@ -43,6 +43,7 @@ use crate::metrics::Row;
 use crate::nets::{PlayerNet, PrincipalNet, materialise};
 use crate::policy::{choice_mask, sample};
 use crate::ppo::{self, Samples};
+use crate::session::InputError;
 
 /// The version written into checkpoints; a checkpoint of another version is refused.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -235,6 +236,11 @@ fn rollout_bytes(run: &RunConfig, l: &sed_core::engine::Layout) -> (u64, u64) {
     (obs, obs + floats + features + maps)
 }
 
+/// A refusal of the run's settings: the user's to fix ([`InputError`]).
+fn input(message: String) -> anyhow::Error {
+    InputError(message).into()
+}
+
 /// Refuses a batch the device cannot hold, naming the field to change.
 fn check_capacity(run: &RunConfig, l: &sed_core::engine::Layout, picked: &Picked) -> Result<()> {
     let (largest, total) = rollout_bytes(run, l);
@@ -272,46 +278,46 @@ fn check_capacity(run: &RunConfig, l: &sed_core::engine::Layout, picked: &Picked
                 let rows = samples.div_ceil(mb as u64);
                 let bytes = rows * cells * cell_bytes;
                 if bytes > max {
-                    bail!(
+                    return Err(input(format!(
                         "`{field}`: minibatches of {rows} samples need {:.2} GiB of unpacked inputs, more than this device's largest buffer ({:.2} GiB); raise {field} to at least {}",
                         gib(bytes),
                         gib(max),
                         (samples * cells * cell_bytes).div_ceil(max)
-                    );
+                    )));
                 }
             }
             let step_windows =
                 (l.num_envs * l.players * sed_core::obs::WINDOW_CELLS) as u64 * player_cell_bytes;
             if step_windows > max {
-                bail!(
+                return Err(input(format!(
                     "`env.num_envs`: one step's unpacked windows of {} envs need {:.2} GiB, more than this device's largest buffer ({:.2} GiB); use at most {} envs (per device)",
                     l.num_envs,
                     gib(step_windows),
                     gib(max),
                     max / (step_windows / l.num_envs as u64)
-                );
+                )));
             }
             if largest > max {
-                bail!(
+                return Err(input(format!(
                     "`env.num_envs`: {} envs with train.sampling_horizon = {} need a {:.2} GiB observation buffer, more than this device's largest buffer ({:.2} GiB); use fewer envs or a shorter horizon",
                     l.num_envs,
                     run.train.sampling_horizon,
                     gib(largest),
                     gib(max)
-                );
+                )));
             }
         }
         Picked::Cpu => {
             if let Some(available) = available_memory()
                 && total > available
             {
-                bail!(
+                return Err(input(format!(
                     "`env.num_envs`: {} envs with train.sampling_horizon = {} need about {:.1} GiB for a rollout, more than the {:.1} GiB of memory available; use fewer envs or a shorter horizon",
                     l.num_envs,
                     run.train.sampling_horizon,
                     gib(total),
                     gib(available)
-                );
+                )));
             }
         }
     }
@@ -344,9 +350,9 @@ impl Trainer {
         }
         let num_envs = run.game.num_envs as usize;
         if !num_envs.is_multiple_of(ranks) {
-            bail!(
+            return Err(input(format!(
                 "`env.num_envs`: {num_envs} envs do not split evenly over {ranks} devices; use a multiple of {ranks}"
-            );
+            )));
         }
         let l = sed_core::engine::Layout::new(&run.game.game, num_envs / ranks);
         let horizon = run.train.sampling_horizon as usize;
@@ -366,9 +372,9 @@ impl Trainer {
             ),
         ] {
             if ranks > 1 && minibatches as usize > rows {
-                bail!(
+                return Err(input(format!(
                     "`{field}`: {minibatches} minibatches but each of the {ranks} devices has only {rows} {what} per rollout; use more envs or fewer minibatches"
-                );
+                )));
             }
         }
         for picked in &devices {

@@ -880,8 +880,14 @@ fn devices_lists_adapters_by_index_and_gpu_picks_one() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(std::fs::read_to_string(&csv).unwrap().contains("\ngpu,"));
-    let stderr = String::from_utf8_lossy(&bench("99").stderr).into_owned();
+    let out = bench("99");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(stderr.contains("--gpu 99: there are"), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a missing adapter is a usage error"
+    );
     let stderr = String::from_utf8_lossy(&bench("no-such-gpu").stderr).into_owned();
     assert!(
         stderr.contains("--gpu \"no-such-gpu\": no adapter name contains it"),
@@ -1407,6 +1413,10 @@ fn gpus_trains_one_run_on_two_devices_and_bench_measures_its_scaling() {
         ),
         (&["--gpu", "0", "--gpus", "0,0"][..], "--gpu 0 and --gpus"),
         (
+            &["--gpus", "0,99"][..],
+            "--gpus 99: no such GPU: --gpu 99: there are",
+        ),
+        (
             &[
                 "--gpus",
                 "0,0",
@@ -1421,6 +1431,7 @@ fn gpus_trains_one_run_on_two_devices_and_bench_measures_its_scaling() {
         let out = sed_train(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?}");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: a usage error");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
     let _ = std::fs::remove_dir_all(&dir);

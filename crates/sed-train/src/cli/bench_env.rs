@@ -210,7 +210,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let ctx = if args.cpu_only {
         None
     } else {
-        Some(GpuContext::new()?)
+        Some(GpuContext::new().map_err(sed_train::device::gpu_error)?)
     };
     let gpu_name = ctx.as_ref().map(GpuContext::describe).unwrap_or_default();
     let (commit, date) = (commit(), chrono::Utc::now().format("%Y-%m-%d").to_string());
