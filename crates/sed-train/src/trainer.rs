@@ -864,40 +864,29 @@ fn ppo_epochs<M: Module + Clone>(
             let clock = Instant::now();
             let profiling = profile.is_some();
             let mut moving = 0.0;
-            let mut grads_sum = GradientsAccumulator::<M>::new();
-            let mut metrics: Option<Tensor<1>> = None;
-            for (rank, perm) in perms.iter().enumerate() {
-                let replica = if rank == 0 {
-                    model.clone()
-                } else {
-                    let clock = Instant::now();
-                    let replica = model.clone().fork(&devices[rank].clone().autodiff());
-                    if profiling {
-                        sync(&Tensor::cat(param_sums(&replica, "").1, 0));
-                        moving += clock.elapsed().as_secs_f64();
-                    }
-                    replica
-                };
-                let (logits, new_values, samples) = forward(rank, &replica, &perm[lo..hi]);
+            // Fork the networks to every other device, then queue every device's forward
+            // and backward pass before moving any gradient, so that the devices compute
+            // at the same time; then sum on the first device, in rank order.
+            let mut replicas = vec![model.clone()];
+            for dev in &devices[1..] {
+                replicas.push(model.clone().fork(&dev.clone().autodiff()));
+            }
+            if profiling && ranks > 1 {
+                for replica in &replicas[1..] {
+                    sync(&Tensor::cat(param_sums(replica, "").1, 0));
+                }
+                moving += clock.elapsed().as_secs_f64();
+            }
+            let mut local = Vec::with_capacity(ranks);
+            for (rank, (perm, replica)) in perms.iter().zip(&replicas).enumerate() {
+                let (logits, new_values, samples) = forward(rank, replica, &perm[lo..hi]);
                 let t = ppo::terms(logits, new_values, &samples, cfg);
                 let loss = if ranks > 1 {
                     t.loss.div_scalar(ranks as f64)
                 } else {
                     t.loss
                 };
-                let mut grads = GradientsParams::from_grads(loss.backward(), &replica);
-                if rank > 0 {
-                    if profiling && let Some(sq) = crate::adam::grad_sq_norm(&replica, &grads) {
-                        sync(&sq);
-                    }
-                    let clock = Instant::now();
-                    grads = grads.to_device(main, &replica);
-                    if profiling && let Some(sq) = crate::adam::grad_sq_norm(model, &grads) {
-                        sync(&sq);
-                        moving += clock.elapsed().as_secs_f64();
-                    }
-                }
-                grads_sum.accumulate(model, grads);
+                let grads = GradientsParams::from_grads(loss.backward(), replica);
                 let m = Tensor::cat(
                     vec![
                         t.policy_loss.inner(),
@@ -908,8 +897,25 @@ fn ppo_epochs<M: Module + Clone>(
                         t.clipfrac.inner(),
                     ],
                     0,
-                )
-                .to_device(main);
+                );
+                local.push((grads, m));
+            }
+            let mut grads_sum = GradientsAccumulator::<M>::new();
+            let mut metrics: Option<Tensor<1>> = None;
+            for (rank, ((mut grads, m), replica)) in local.into_iter().zip(&replicas).enumerate() {
+                if rank > 0 {
+                    if profiling && let Some(sq) = crate::adam::grad_sq_norm(replica, &grads) {
+                        sync(&sq);
+                    }
+                    let clock = Instant::now();
+                    grads = grads.to_device(main, replica);
+                    if profiling && let Some(sq) = crate::adam::grad_sq_norm(model, &grads) {
+                        sync(&sq);
+                        moving += clock.elapsed().as_secs_f64();
+                    }
+                }
+                grads_sum.accumulate(model, grads);
+                let m = m.to_device(main);
                 metrics = Some(match metrics {
                     Some(a) => a + m,
                     None => m,
