@@ -1397,7 +1397,24 @@ impl Trainer {
         devices: impl Into<Devices>,
         total_steps: Option<u64>,
     ) -> Result<(Self, PathBuf)> {
-        let devices = devices.into();
+        Self::open(run_dir, devices.into(), total_steps, true)
+    }
+
+    /// The networks and counters of the latest checkpoint in `run_dir`, on `picked`, for
+    /// evaluating and rendering (which play fresh envs): a run trained on several devices
+    /// loads on one, its envs not restored.
+    pub fn load(run_dir: &Path, picked: Picked) -> Result<(Self, PathBuf)> {
+        Self::open(run_dir, picked.into(), None, false)
+    }
+
+    /// [`Trainer::resume`] (`whole`: the optimizers, envs and generators too) or
+    /// [`Trainer::load`].
+    fn open(
+        run_dir: &Path,
+        devices: Devices,
+        total_steps: Option<u64>,
+        whole: bool,
+    ) -> Result<(Self, PathBuf)> {
         let ckpt = checkpoint::latest(run_dir)?.ok_or_else(|| {
             anyhow!(
                 "--resume {}: no checkpoint in it (checkpoints/latest is missing)",
@@ -1420,7 +1437,7 @@ impl Trainer {
             run.train.total_steps = steps;
             run = RunConfig::new(run.game, run.train)?;
         }
-        if st.devices != devices.0.len() || st.rank_word_pos.len() + 1 != st.devices {
+        if whole && (st.devices != devices.0.len() || st.rank_word_pos.len() + 1 != st.devices) {
             bail!(
                 "--resume {}: the run trained on {} device(s); resume it on as many (`--gpus` with {} entries{})",
                 run_dir.display(),
@@ -1440,6 +1457,13 @@ impl Trainer {
             .clone()
             .try_load_file(ckpt.join("principal.bpk"))
             .map_err(|e| anyhow!("loading {}: {e:?}", ckpt.join("principal.bpk").display()))?;
+        t.tick = st.tick;
+        t.iteration = st.iteration;
+        t.shuffle_seed = st.shuffle_seed;
+        t.elapsed = st.elapsed_seconds;
+        if !whole {
+            return Ok((t, ckpt));
+        }
         let read = |name: &str| {
             std::fs::read(ckpt.join(name))
                 .with_context(|| format!("reading {}", ckpt.join(name).display()))
@@ -1468,10 +1492,6 @@ impl Trainer {
                 st.rank_word_pos[rank - 1]
             });
         }
-        t.tick = st.tick;
-        t.iteration = st.iteration;
-        t.shuffle_seed = st.shuffle_seed;
-        t.elapsed = st.elapsed_seconds;
         Ok((t, ckpt))
     }
 

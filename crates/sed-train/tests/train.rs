@@ -1366,6 +1366,16 @@ fn gpus_trains_one_run_on_two_devices_and_bench_measures_its_scaling() {
     assert!(stderr.contains("2 devices (--gpus 0,0)"), "{stderr}");
     let ckpt = out_dir.join("checkpoints/iter_00000002");
     assert!(ckpt.join("env.1.bin").is_file(), "{stderr}");
+    // Evaluating and rendering a run of two devices play fresh envs on one.
+    let run = out_dir.to_str().unwrap();
+    sed_train_ok(&["eval", run, "--episodes", "1", "--device", "cpu"]);
+    assert!(out_dir.join("eval.json").is_file());
+    let gif = dir.join("two.gif");
+    let gif_path = gif.to_str().unwrap();
+    sed_train_ok(&[
+        "render", "--run", run, "--steps", "2", "--device", "cpu", "--out", gif_path,
+    ]);
+    assert!(gif.is_file());
 
     let csv = dir.join("scaling.csv");
     let mut args = vec![

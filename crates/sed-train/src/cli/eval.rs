@@ -140,7 +140,7 @@ fn run_one(args: &EvalArgs, run: &std::path::Path) -> Result<serde_json::Value> 
     let fixed_choice = rate_tenths(args.fixed_rate).unwrap_or_default();
     let (picked, why) = pick(args.device)?;
     tracing::info!("device: {why}");
-    let (trainer, ckpt) = Trainer::resume(run, picked, None)?;
+    let (trainer, ckpt) = Trainer::load(run, picked)?;
     let envs = trainer.run().game.num_envs;
     println!(
         "checkpoint {} (iteration {}), {envs} envs x {} episodes",

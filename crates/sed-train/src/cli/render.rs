@@ -135,7 +135,7 @@ fn trained(args: &RenderArgs, run: &std::path::Path) -> Result<Vec<Pixels>> {
     }
     let (picked, why) = pick(args.device)?;
     tracing::info!("device: {why}");
-    let (trainer, ckpt) = Trainer::resume(run, picked, None)?;
+    let (trainer, ckpt) = Trainer::load(run, picked)?;
     tracing::info!("checkpoint {}", ckpt.display());
     let game = trainer.run().game.game.clone();
     let steps = u64::from(args.steps.unwrap_or(game.episode_len));
