@@ -52,6 +52,33 @@ impl AdapterChoice {
     }
 }
 
+/// A PCI address `[domain:]bus:device.function` as numbers (the domain `None` where it is
+/// left out).
+fn pci_address(text: &str) -> Option<(Option<u32>, u32, u32, u32)> {
+    let hex = |s: &str| u32::from_str_radix(s, 16).ok();
+    let (rest, function) = text.trim().rsplit_once('.')?;
+    let mut parts: Vec<&str> = rest.split(':').collect();
+    let device = hex(parts.pop()?)?;
+    let bus = hex(parts.pop()?)?;
+    let domain = match parts.as_slice() {
+        [] => None,
+        [d] => Some(hex(d)?),
+        _ => return None,
+    };
+    Some((domain, bus, device, hex(function)?))
+}
+
+/// Whether an adapter's PCI bus id and a `--gpu` value name one slot, however each writes
+/// it: wgpu `0000:65:00.0`, nvidia-smi `00000000:65:00.0`, lspci `65:00.0`.
+fn same_pci_bus(adapter: &str, wanted: &str) -> bool {
+    match (pci_address(adapter), pci_address(wanted)) {
+        (Some((d1, b1, v1, f1)), Some((d2, b2, v2, f2))) => {
+            (b1, v1, f1) == (b2, v2, f2) && (d1.is_none() || d2.is_none() || d1 == d2)
+        }
+        _ => false,
+    }
+}
+
 /// The process's adapter choice for [`GpuContext::new`] (set once, e.g. from `--gpu`).
 static CHOICE: std::sync::OnceLock<AdapterChoice> = std::sync::OnceLock::new();
 
@@ -147,12 +174,7 @@ impl GpuContext {
                 adapters = vec![adapters.swap_remove(*k)];
             }
             AdapterChoice::PciBusId(bus) => {
-                // `0000:65:00.0` or `65:00.0`, as nvidia-smi and lspci write them.
-                let matches = |id: &str| {
-                    let id = id.to_lowercase();
-                    !id.is_empty() && (id == *bus || id.ends_with(&format!(":{bus}")))
-                };
-                adapters.retain(|a| matches(&a.get_info().device_pci_bus_id));
+                adapters.retain(|a| same_pci_bus(&a.get_info().device_pci_bus_id, bus));
                 if adapters.is_empty() {
                     return Err(none(format!("--gpu {bus}: no adapter on that PCI bus")));
                 }
@@ -218,7 +240,24 @@ impl GpuContext {
 
 #[cfg(test)]
 mod tests {
-    use super::AdapterChoice;
+    use super::{AdapterChoice, same_pci_bus};
+
+    #[test]
+    fn pci_bus_ids_match_however_they_are_written() {
+        let wgpu = "0000:65:00.0";
+        for same in [
+            "0000:65:00.0",
+            "00000000:65:00.0",
+            "65:00.0",
+            " 0000:65:00.0 ",
+        ] {
+            assert!(same_pci_bus(wgpu, same), "{same}");
+        }
+        for other in ["0000:66:00.0", "0001:65:00.0", "65:00.1", "", "65:00"] {
+            assert!(!same_pci_bus(wgpu, other), "{other}");
+        }
+        assert!(!same_pci_bus("", "65:00.0"), "an adapter without a bus id");
+    }
 
     #[test]
     fn gpu_choices_read_as_index_bus_or_name() {

@@ -230,44 +230,92 @@ fn check_distinct(entries: &[Entry]) -> Result<()> {
     Ok(())
 }
 
-/// Writes `manifest.jsonl`, a Slurm array script (`sweep.slurm`: one GPU a task, at most
-/// `workers` at once, the index from `SLURM_ARRAY_TASK_ID`) and a SkyPilot task
+/// Bash lines that set `where` to the arguments naming this task's `gpus` GPUs. Vulkan
+/// lists every GPU of the node whatever `CUDA_VISIBLE_DEVICES` says, so the GPUs the
+/// scheduler gave the task (`CUDA_VISIBLE_DEVICES`, else the first `gpus`) are named by PCI
+/// bus id, which `nvidia-smi` reports; without `nvidia-smi`, the first adapters.
+fn gpu_selection(gpus: usize, indent: &str) -> String {
+    let fallback = if gpus == 1 {
+        "--device gpu".to_owned()
+    } else {
+        format!(
+            "--gpus {}",
+            (0..gpus)
+                .map(|g| g.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    };
+    let lines = [
+        "# Vulkan sees every GPU of the node, whatever CUDA_VISIBLE_DEVICES says: name this",
+        "# task's GPUs by PCI bus id.",
+        "gpus=\"\"",
+        "if command -v nvidia-smi >/dev/null; then",
+        "    gpus=$(nvidia-smi --query-gpu=pci.bus_id --format=csv,noheader ${CUDA_VISIBLE_DEVICES:+-i \"$CUDA_VISIBLE_DEVICES\"} | head -n @GPUS@ | paste -sd, -) || gpus=\"\"",
+        "fi",
+        "if [ -n \"$gpus\" ]; then where=(--gpus \"$gpus\"); else where=(@FALLBACK@); fi",
+    ];
+    lines
+        .iter()
+        .map(|l| {
+            format!(
+                "{indent}{}\n",
+                l.replace("@GPUS@", &gpus.to_string())
+                    .replace("@FALLBACK@", &fallback)
+            )
+        })
+        .collect()
+}
+
+/// Writes `manifest.jsonl`, a Slurm array script (`sweep.slurm`: `gpus` GPUs a task, at
+/// most `workers` tasks at once, the index from `SLURM_ARRAY_TASK_ID`) and a SkyPilot task
 /// (`sweep.sky.yaml`: a managed spot job per index, the index in `SED_INDEX`) into `dir`;
 /// returns their paths.
-pub fn write_sweep(dir: &Path, entries: &[Entry], workers: usize) -> Result<[PathBuf; 3]> {
+pub fn write_sweep(
+    dir: &Path,
+    entries: &[Entry],
+    workers: usize,
+    gpus: usize,
+) -> Result<[PathBuf; 3]> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let manifest_path = dir.join("manifest.jsonl");
     write_atomic(&manifest_path, manifest(entries).as_bytes())?;
     let n = entries.len();
     let m = manifest_path.display();
+    let each = if gpus == 1 {
+        "one GPU each".to_owned()
+    } else {
+        format!("{gpus} GPUs each (one run on all of them)")
+    };
     let slurm = format!(
         r#"#!/usr/bin/env bash
-# A Slurm array over the sweep's {n} entries, one GPU each, at most {workers} at once.
+# A Slurm array over the sweep's {n} entries, {each}, at most {workers} at once.
 # Submit from the repository root after `cargo build -p sed-train --release`:
 #   sbatch {d}/sweep.slurm
 # A finished entry is skipped when resubmitted; a preempted one resumes from its last
 # checkpoint.
 #SBATCH --job-name=sed-sweep
 #SBATCH --array=0-{last}%{workers}
-#SBATCH --gpus=1
+#SBATCH --gpus={gpus}
 #SBATCH --output={d}/slurm-%A_%a.out
 set -euo pipefail
-exec "${{SED_TRAIN:-target/release/sed-train}}" --manifest {m} --index-var SLURM_ARRAY_TASK_ID --device gpu
+{select}exec "${{SED_TRAIN:-target/release/sed-train}}" --manifest {m} --index-var SLURM_ARRAY_TASK_ID "${{where[@]}}"
 "#,
         d = dir.display(),
         last = n.saturating_sub(1),
+        select = gpu_selection(gpus, ""),
     );
     let slurm_path = dir.join("sweep.slurm");
     write_atomic(&slurm_path, slurm.as_bytes())?;
     let sky = format!(
-        r#"# A SkyPilot managed job for one entry of the sweep ({n} entries, indices 0..={last}):
+        r#"# A SkyPilot managed job for one entry of the sweep ({n} entries, indices 0..={last}, {each}):
 #   for i in $(seq 0 {last}); do sky jobs launch -y -n sed-$i --env SED_INDEX=$i {d}/sweep.sky.yaml; done
 # Spot instances; a preempted job is relaunched and resumes from its last checkpoint, so
 # the run directories ({d}) must be on storage that outlives the instance (a bucket
 # mounted at the same path).
 name: sed-sweep
 resources:
-  accelerators: {{H100:1, A100:1, L4:1}}
+  accelerators: {{H100:{gpus}, A100:{gpus}, L4:{gpus}}}
   use_spot: true
   job_recovery: FAILOVER
 envs:
@@ -280,10 +328,11 @@ setup: |
   cargo build -p sed-train --release
 run: |
   . "$HOME/.cargo/env"
-  target/release/sed-train --manifest {m} --index-var SED_INDEX --device gpu
+{select}  target/release/sed-train --manifest {m} --index-var SED_INDEX "${{where[@]}}"
 "#,
         d = dir.display(),
         last = n.saturating_sub(1),
+        select = gpu_selection(gpus, "  "),
     );
     let sky_path = dir.join("sweep.sky.yaml");
     write_atomic(&sky_path, sky.as_bytes())?;

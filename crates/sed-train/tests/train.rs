@@ -896,6 +896,57 @@ fn devices_lists_adapters_by_index_and_gpu_picks_one() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Runs a sweep's Slurm script with stand-ins for `sed-train` and `nvidia-smi` (which
+/// prints one bus id a GPU asked for); returns, for `CUDA_VISIBLE_DEVICES` (`None`: no
+/// `nvidia-smi` either), the arguments the script passed and those `nvidia-smi` got
+/// (`-` when it did not run).
+fn slurm_task_args(script: &Path, scratch: &Path) -> impl Fn(Option<&str>) -> String + use<> {
+    let bin = scratch.join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = scratch.join("fake.log");
+    let write_exe = |name: &str, body: &str| {
+        let path = bin.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        let mut perm = std::fs::metadata(&path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+        std::fs::set_permissions(&path, perm).unwrap();
+    };
+    let log_s = log.display().to_string();
+    write_exe("sed-train", &format!("echo \"$*\" > {log_s}.args"));
+    write_exe(
+        "nvidia-smi",
+        &format!(
+            "echo \"$*\" > {log_s}.smi\nfor g in $(echo \"$CUDA_VISIBLE_DEVICES\" | tr , ' '); do echo 00000000:3B:00.$g; done"
+        ),
+    );
+    let script = script.to_owned();
+    let empty = scratch.join("empty");
+    move |visible: Option<&str>| {
+        let _ = std::fs::remove_file(format!("{log_s}.smi"));
+        // By its path: the script runs with a PATH that may hold nothing.
+        let mut c = Command::new("/bin/bash");
+        c.arg(&script)
+            .env("SED_TRAIN", bin.join("sed-train"))
+            .env_remove("CUDA_VISIBLE_DEVICES");
+        match visible {
+            Some(v) => {
+                let path = std::env::var("PATH").unwrap_or_default();
+                c.env("PATH", format!("{}:{path}", bin.display()))
+                    .env("CUDA_VISIBLE_DEVICES", v);
+            }
+            // No nvidia-smi anywhere on the path.
+            None => {
+                c.env("PATH", &empty);
+            }
+        }
+        let status = c.status().unwrap();
+        assert!(status.success(), "{}", script.display());
+        let args = std::fs::read_to_string(format!("{log_s}.args")).unwrap();
+        let smi = std::fs::read_to_string(format!("{log_s}.smi")).unwrap_or("-".into());
+        format!("{} | {}", args.trim(), smi.trim())
+    }
+}
+
 #[test]
 fn a_sweep_writes_its_manifest_and_scripts_and_each_entry_runs_once() {
     let dir = temp_dir("sweep");
@@ -945,6 +996,55 @@ fn a_sweep_writes_its_manifest_and_scripts_and_each_entry_runs_once() {
         .status()
         .unwrap();
     assert!(syntax.success(), "bash -n sweep.slurm");
+    let args_of = slurm_task_args(&out_dir.join("sweep.slurm"), &dir);
+    assert_eq!(
+        args_of(Some("3")),
+        format!(
+            "--manifest {} --index-var SLURM_ARRAY_TASK_ID --gpus 00000000:3B:00.3 | --query-gpu=pci.bus_id --format=csv,noheader -i 3",
+            manifest.display()
+        ),
+        "the task's GPU by PCI bus id"
+    );
+    assert!(
+        args_of(None).ends_with("--index-var SLURM_ARRAY_TASK_ID --device gpu | -"),
+        "without nvidia-smi: the best GPU"
+    );
+    // Two GPUs an entry: one run on both.
+    let two_dir = dir.join("two");
+    let sweep_two = |gpus: &str| {
+        sed_train(&[
+            "sweep",
+            file.to_str().unwrap(),
+            "--out",
+            two_dir.to_str().unwrap(),
+            "--gpus-per-entry",
+            gpus,
+        ])
+    };
+    assert!(sweep_two("2").status.success());
+    let two_script = two_dir.join("sweep.slurm");
+    assert!(
+        std::fs::read_to_string(&two_script)
+            .unwrap()
+            .contains("#SBATCH --gpus=2\n")
+    );
+    let args_of = slurm_task_args(&two_script, &dir);
+    assert!(
+        args_of(Some("1,4")).ends_with(
+            "--gpus 00000000:3B:00.1,00000000:3B:00.4 | --query-gpu=pci.bus_id --format=csv,noheader -i 1,4"
+        ),
+        "{}",
+        args_of(Some("1,4"))
+    );
+    assert!(args_of(None).ends_with("--gpus 0,1 | -"));
+    let out = sweep_two("3");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("`env.num_envs` = 8 does not split evenly over --gpus-per-entry 3"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The SkyPilot task parses as YAML with the fields SkyPilot reads.
     let sky = std::fs::read_to_string(out_dir.join("sweep.sky.yaml")).unwrap();
     let docs = yaml_rust2::YamlLoader::load_from_str(&sky).expect("valid YAML");

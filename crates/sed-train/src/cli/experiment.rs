@@ -80,6 +80,9 @@ pub struct SweepArgs {
     /// Slurm tasks at once (`--array=0-(N-1)%W`).
     #[arg(long, default_value_t = 8)]
     workers: usize,
+    /// GPUs per entry in the scripts: each entry trains one run on all of them (`--gpus`).
+    #[arg(long, default_value_t = 1)]
+    gpus_per_entry: usize,
     /// Run every entry here, in order, after writing the files.
     #[arg(long)]
     local: bool,
@@ -96,11 +99,32 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
             sed_train::session::InputError("--workers 0: must be at least 1".into()).into(),
         );
     }
+    if args.gpus_per_entry == 0 {
+        return Err(sed_train::session::InputError(
+            "--gpus-per-entry 0: must be at least 1".into(),
+        )
+        .into());
+    }
     let entries: Vec<_> = sed_train::experiment::plan(&args.files, &args.out, &args.overrides)?
         .into_iter()
         .flat_map(|p| p.entries)
         .collect();
-    let files = sed_train::experiment::write_sweep(&args.out, &entries, args.workers)?;
+    if args.gpus_per_entry > 1 {
+        for entry in &entries {
+            let run = sed_train::config::RunConfig::load(&entry.config, &entry.overrides)?;
+            let envs = run.game.num_envs as usize;
+            if !envs.is_multiple_of(args.gpus_per_entry) {
+                return Err(sed_train::session::InputError(format!(
+                    "{}: `env.num_envs` = {envs} does not split evenly over --gpus-per-entry {}",
+                    entry.dir.display(),
+                    args.gpus_per_entry
+                ))
+                .into());
+            }
+        }
+    }
+    let files =
+        sed_train::experiment::write_sweep(&args.out, &entries, args.workers, args.gpus_per_entry)?;
     for f in &files {
         println!("wrote {}", f.display());
     }
