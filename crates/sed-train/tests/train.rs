@@ -748,6 +748,35 @@ fn bench_env_sweeps_players_and_writes_csv_and_charts() {
         (2 * 640, 440),
         "two charts side by side"
     );
+
+    // Over map sizes: the smoke map, and two copies of its interior one above the other.
+    let args = |tiles: &str| {
+        sed_train(&[
+            "bench-env",
+            "--config",
+            "configs/smoke.toml",
+            "--cpu-only",
+            "--sizes",
+            "2",
+            "--seconds",
+            "0.02",
+            "--map-tiles",
+            tiles,
+            "--csv",
+            csv.to_str().unwrap(),
+            "--plot",
+            png.to_str().unwrap(),
+        ])
+    };
+    assert!(args("1x1,2x1").status.success());
+    let maps: Vec<String> = read_csv_text(&csv)
+        .iter()
+        .map(|r| r["map"].clone())
+        .collect();
+    assert_eq!(maps, ["7x12", "12x12"]);
+    let out = args("2");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--map-tiles \"2\": give DOWNxACROSS"));
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// `--set env.map_tiles=[down,across]` for room) [default: the config's].
     #[arg(long, value_delimiter = ',')]
     pub players: Vec<u32>,
+    /// Map tilings to measure, `DOWNxACROSS` each (each resolved like `--set
+    /// env.map_tiles=[DOWN, ACROSS]`) [default: the config's map].
+    #[arg(long, value_delimiter = ',', value_name = "DxA")]
+    pub map_tiles: Vec<String>,
     /// Skip a players × envs point with more agents than this (memory: the observations
     /// take 124 bytes per agent, twice).
     #[arg(long, default_value_t = 1 << 24)]
@@ -214,23 +218,23 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     let gpu_name = ctx.as_ref().map(GpuContext::describe).unwrap_or_default();
     let (commit, date) = (commit(), chrono::Utc::now().format("%Y-%m-%d").to_string());
-    let map = &base.game.map;
-    let map_size = format!("{}x{}", map.rows, map.cols);
-    println!(
-        "map {map_size} ({} apple cells, {} spawn cells); rates in env-steps/s (agent-steps/s = env-steps/s x players)",
-        map.apples(),
-        map.spawn_capacity()
-    );
-    println!(
-        "{:>7} {:>8} {:>14} {:>14} {:>14} {:>14} {:>8}",
-        "players",
-        "envs",
-        "cpu env-st/s",
-        "cpu agent-st/s",
-        "gpu env-st/s",
-        "gpu agent-st/s",
-        "gpu/cpu"
-    );
+    // Each tiling as overrides (none: the config's map).
+    let mut tilings: Vec<Vec<String>> = Vec::new();
+    for t in &args.map_tiles {
+        let parsed = t.split_once(['x', 'X']).and_then(|(d, a)| {
+            Some((d.trim().parse::<u32>().ok()?, a.trim().parse::<u32>().ok()?))
+        });
+        let Some((down, across)) = parsed else {
+            return Err(sed_train::session::InputError(format!(
+                "--map-tiles {t:?}: give DOWNxACROSS, e.g. `--map-tiles 1x1,2x2,4x4`"
+            ))
+            .into());
+        };
+        tilings.push(vec![format!("env.map_tiles=[{down}, {across}]")]);
+    }
+    if tilings.is_empty() {
+        tilings.push(Vec::new());
+    }
     let mut csv = String::from(
         "engine,device,players,map,envs,steps,seconds,env_steps_per_second,agent_steps_per_second,commit,date\n",
     );
@@ -238,116 +242,141 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut kernel_csv = String::from("device,players,map,envs,kernel,mean_us,share,commit,date\n");
     let mut kernel_lines = Vec::new();
     let mut no_timestamps = false;
-    for &n in &players {
-        let resolved = args
-            .config
-            .resolve_with(&[format!("env.players={n}")])
-            .with_context(|| format!("--players {n}"))?
-            .game;
-        let game = &resolved.game;
-        let params = StepParams {
-            schedule: TaxSchedule::FULL,
-            welfare: resolved.vote(),
-        };
-        for &envs in &args.sizes {
-            if envs * n as usize > args.max_agents {
+    for tiling in &tilings {
+        for &n in &players {
+            let mut overrides = tiling.clone();
+            overrides.push(format!("env.players={n}"));
+            let resolved = args
+                .config
+                .resolve_with(&overrides)
+                .with_context(|| format!("--players {n}"))?
+                .game;
+            let game = &resolved.game;
+            let map = &game.map;
+            let map_size = format!("{}x{}", map.rows, map.cols);
+            if n == players[0] {
                 println!(
-                    "{n:>7} {envs:>8}   skipped: {} agents exceed --max-agents {}",
-                    envs * n as usize,
-                    args.max_agents
+                    "map {map_size} ({} apple cells, {} spawn cells); rates in env-steps/s (agent-steps/s = env-steps/s x players)",
+                    map.apples(),
+                    map.spawn_capacity()
                 );
-                continue;
+                println!(
+                    "{:>7} {:>8} {:>14} {:>14} {:>14} {:>14} {:>8}",
+                    "players",
+                    "envs",
+                    "cpu env-st/s",
+                    "cpu agent-st/s",
+                    "gpu env-st/s",
+                    "gpu agent-st/s",
+                    "gpu/cpu"
+                );
             }
-            let mut rates = [None, None];
-            let engines = [
-                (!args.gpu_only).then_some(("cpu", cpu_name.as_str())),
-                ctx.as_ref().map(|_| ("gpu", gpu_name.as_str())),
-            ];
-            for (slot, engine) in engines.into_iter().enumerate() {
-                let Some((engine, device)) = engine else {
+            let params = StepParams {
+                schedule: TaxSchedule::FULL,
+                welfare: resolved.vote(),
+            };
+            for &envs in &args.sizes {
+                if envs * n as usize > args.max_agents {
+                    println!(
+                        "{n:>7} {envs:>8}   skipped: {} agents exceed --max-agents {}",
+                        envs * n as usize,
+                        args.max_agents
+                    );
                     continue;
-                };
-                let (steps, secs) = match &ctx {
-                    Some(ctx) if engine == "gpu" => {
-                        let (rate, times) = gpu_rate(ctx, game, &params, envs, args.seconds)?;
-                        match times {
-                            Some(times) => {
-                                let total: f64 = times.iter().map(|t| t.1).sum();
-                                for &(kernel, ns) in &times {
-                                    writeln!(
-                                        kernel_csv,
-                                        "\"{device}\",{n},{map_size},{envs},{kernel},{:.3},{:.4},{commit},{date}",
-                                        ns / 1e3,
-                                        ns / total
-                                    )?;
-                                }
-                                kernel_lines.push(format!(
-                                    "{n:>7} {envs:>8}   {}",
-                                    times
-                                        .iter()
-                                        .map(|(k, ns)| format!("{k} {:.0}%", 100.0 * ns / total))
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
-                                ));
-                            }
-                            None => no_timestamps = true,
-                        }
-                        rate
-                    }
-                    _ => cpu_rate(game, &params, envs, args.seconds)?,
-                };
-                let rate = (steps * envs) as f64 / secs;
-                let agents = rate * f64::from(n);
-                writeln!(
-                    csv,
-                    "{engine},\"{device}\",{n},{map_size},{envs},{steps},{secs:.4},{rate:.0},{agents:.0},{commit},{date}"
-                )?;
-                rates[slot] = Some(rate);
-                measured.push((engine, n, envs, rate));
-            }
-            let fmt = |r: Option<f64>, k: f64| {
-                r.map(|r| format!("{:.0}", r * k))
-                    .unwrap_or_else(|| "-".into())
-            };
-            let ratio = match rates {
-                [Some(c), Some(g)] => format!("{:.2}", g / c),
-                _ => "-".into(),
-            };
-            let k = f64::from(n);
-            println!(
-                "{n:>7} {envs:>8} {:>14} {:>14} {:>14} {:>14} {ratio:>8}",
-                fmt(rates[0], 1.0),
-                fmt(rates[0], k),
-                fmt(rates[1], 1.0),
-                fmt(rates[1], k)
-            );
-            if args.train {
-                let paths = [
-                    (!args.gpu_only).then_some(("train-cpu", DeviceChoice::Cpu)),
-                    (!args.cpu_only).then_some(("train-gpu", DeviceChoice::SoftwareGpu)),
+                }
+                let mut rates = [None, None];
+                let engines = [
+                    (!args.gpu_only).then_some(("cpu", cpu_name.as_str())),
+                    ctx.as_ref().map(|_| ("gpu", gpu_name.as_str())),
                 ];
-                for (engine, choice) in paths.into_iter().flatten() {
-                    let run = args.config.resolve_with(&[
-                        format!("env.players={n}"),
-                        format!("env.num_envs={envs}"),
-                    ])?;
-                    let horizon = run.train.sampling_horizon as usize;
-                    let (picked, _) = pick(choice)?;
-                    let m = sed_train::bench::measure(run, picked, args.train_iterations)?;
-                    let rate = m.agent_steps_per_second / f64::from(n);
+                for (slot, engine) in engines.into_iter().enumerate() {
+                    let Some((engine, device)) = engine else {
+                        continue;
+                    };
+                    let (steps, secs) = match &ctx {
+                        Some(ctx) if engine == "gpu" => {
+                            let (rate, times) = gpu_rate(ctx, game, &params, envs, args.seconds)?;
+                            match times {
+                                Some(times) => {
+                                    let total: f64 = times.iter().map(|t| t.1).sum();
+                                    for &(kernel, ns) in &times {
+                                        writeln!(
+                                            kernel_csv,
+                                            "\"{device}\",{n},{map_size},{envs},{kernel},{:.3},{:.4},{commit},{date}",
+                                            ns / 1e3,
+                                            ns / total
+                                        )?;
+                                    }
+                                    kernel_lines.push(format!(
+                                        "{n:>7} {envs:>8}   {}",
+                                        times
+                                            .iter()
+                                            .map(|(k, ns)| format!(
+                                                "{k} {:.0}%",
+                                                100.0 * ns / total
+                                            ))
+                                            .collect::<Vec<_>>()
+                                            .join(", ")
+                                    ));
+                                }
+                                None => no_timestamps = true,
+                            }
+                            rate
+                        }
+                        _ => cpu_rate(game, &params, envs, args.seconds)?,
+                    };
+                    let rate = (steps * envs) as f64 / secs;
+                    let agents = rate * f64::from(n);
                     writeln!(
                         csv,
-                        "{engine},\"{}\",{n},{map_size},{envs},{},{:.4},{rate:.0},{:.0},{commit},{date}",
-                        m.device,
-                        args.train_iterations as usize * horizon,
-                        m.seconds,
-                        m.agent_steps_per_second
+                        "{engine},\"{device}\",{n},{map_size},{envs},{steps},{secs:.4},{rate:.0},{agents:.0},{commit},{date}"
                     )?;
-                    measured.push((engine, n, envs, rate));
-                    println!(
-                        "{n:>7} {envs:>8}   {engine}: {:.0} agent-steps/s ({rate:.0} env-steps/s)",
-                        m.agent_steps_per_second
-                    );
+                    rates[slot] = Some(rate);
+                    measured.push((engine, n, envs, map.cells(), rate));
+                }
+                let fmt = |r: Option<f64>, k: f64| {
+                    r.map(|r| format!("{:.0}", r * k))
+                        .unwrap_or_else(|| "-".into())
+                };
+                let ratio = match rates {
+                    [Some(c), Some(g)] => format!("{:.2}", g / c),
+                    _ => "-".into(),
+                };
+                let k = f64::from(n);
+                println!(
+                    "{n:>7} {envs:>8} {:>14} {:>14} {:>14} {:>14} {ratio:>8}",
+                    fmt(rates[0], 1.0),
+                    fmt(rates[0], k),
+                    fmt(rates[1], 1.0),
+                    fmt(rates[1], k)
+                );
+                if args.train {
+                    let paths = [
+                        (!args.gpu_only).then_some(("train-cpu", DeviceChoice::Cpu)),
+                        (!args.cpu_only).then_some(("train-gpu", DeviceChoice::SoftwareGpu)),
+                    ];
+                    for (engine, choice) in paths.into_iter().flatten() {
+                        let mut train_overrides = overrides.clone();
+                        train_overrides.push(format!("env.num_envs={envs}"));
+                        let run = args.config.resolve_with(&train_overrides)?;
+                        let horizon = run.train.sampling_horizon as usize;
+                        let (picked, _) = pick(choice)?;
+                        let m = sed_train::bench::measure(run, picked, args.train_iterations)?;
+                        let rate = m.agent_steps_per_second / f64::from(n);
+                        writeln!(
+                            csv,
+                            "{engine},\"{}\",{n},{map_size},{envs},{},{:.4},{rate:.0},{:.0},{commit},{date}",
+                            m.device,
+                            args.train_iterations as usize * horizon,
+                            m.seconds,
+                            m.agent_steps_per_second
+                        )?;
+                        measured.push((engine, n, envs, map.cells(), rate));
+                        println!(
+                            "{n:>7} {envs:>8}   {engine}: {:.0} agent-steps/s ({rate:.0} env-steps/s)",
+                            m.agent_steps_per_second
+                        );
+                    }
                 }
             }
         }
@@ -376,17 +405,24 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     sed_train::checkpoint::write_atomic(&args.csv, csv.as_bytes())?;
     println!("wrote {}", args.csv.display());
+    let maps = tilings.len() > 1;
     let mut charts = vec![Chart {
-        title: format!("engine throughput, map {map_size}"),
+        title: "engine throughput".into(),
         x_label: "envs".into(),
         y_label: "env-steps/s".into(),
         log_x: true,
         log_y: true,
         series: lines(
             &measured,
-            |&(e, n, _, _)| (e, n),
-            |&(_, _, envs, rate)| (envs as f64, rate),
-            |(e, n)| format!("{e}, {n} players"),
+            |&(e, n, _, cells, _)| (e, (n, cells)),
+            |&(_, _, envs, _, rate)| (envs as f64, rate),
+            |(e, (n, cells))| {
+                if maps {
+                    format!("{e}, {n} players, {cells} cells")
+                } else {
+                    format!("{e}, {n} players")
+                }
+            },
         ),
     }];
     if players.len() > 1 {
@@ -398,9 +434,30 @@ pub fn run(args: BenchArgs) -> Result<()> {
             log_y: true,
             series: lines(
                 &measured,
-                |&(e, _, envs, _)| (e, envs as u32),
-                |&(_, n, _, rate)| (f64::from(n), rate * f64::from(n)),
-                |(e, envs)| format!("{e}, {envs} envs"),
+                |&(e, _, envs, cells, _)| (e, (envs, cells)),
+                |&(_, n, _, _, rate)| (f64::from(n), rate * f64::from(n)),
+                |(e, (envs, cells))| {
+                    if maps {
+                        format!("{e}, {envs} envs, {cells} cells")
+                    } else {
+                        format!("{e}, {envs} envs")
+                    }
+                },
+            ),
+        });
+    }
+    if maps {
+        charts.push(Chart {
+            title: "cost against map size".into(),
+            x_label: "map cells".into(),
+            y_label: "env-steps/s".into(),
+            log_x: true,
+            log_y: true,
+            series: lines(
+                &measured,
+                |&(e, n, envs, _, _)| (e, (n, envs)),
+                |&(_, _, _, cells, rate)| (cells as f64, rate),
+                |(e, (n, envs))| format!("{e}, {n} players, {envs} envs"),
             ),
         });
     }
@@ -409,8 +466,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// One measurement: engine, players per env, envs, env-steps/s.
-type Measured = (&'static str, u32, usize, f64);
+/// One measurement: engine, players per env, envs, map cells, env-steps/s.
+type Measured = (&'static str, u32, usize, usize, f64);
 
 /// One series per `key` of the measured points, each point `(x, y)` from `point`.
 fn lines<K: PartialEq + Copy>(
