@@ -84,6 +84,9 @@ pub struct EnvSnapshot {
     pub episode_return: Vec<f32>,
     /// The principal's return in the current voting round so far, per env.
     pub round_return: Vec<f32>,
+    /// With frame stacking: the previous observations of the episode, `[K − 1, rows,
+    /// words]` (empty without).
+    pub history: Vec<i32>,
 }
 
 struct Writer(Vec<u8>);
@@ -148,6 +151,7 @@ impl EnvSnapshot {
         w.put("flags", &o.flags);
         w.put("episode_return", &self.episode_return);
         w.put("round_return", &self.round_return);
+        w.put("history", &self.history);
         w.0
     }
 
@@ -186,6 +190,12 @@ impl EnvSnapshot {
             outputs,
             episode_return: r.get("episode_return")?,
             round_return: r.get("round_return")?,
+            // Snapshots written before frame stacking end here.
+            history: if r.0.is_empty() {
+                Vec::new()
+            } else {
+                r.get("history")?
+            },
         })
     }
 }

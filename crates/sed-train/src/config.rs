@@ -67,6 +67,9 @@ impl Default for PpoConfig {
     }
 }
 
+/// The most frames `train.frame_stack` allows.
+pub const MAX_FRAMES: u32 = 8;
+
 /// The players' network torso.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -95,6 +98,11 @@ pub struct TrainConfig {
     pub sampling_horizon: u32,
     /// The players' torso.
     pub torso: Torso,
+    /// Observations each player sees at once, in 1..=8 (SPEC §3's frame stacking; the
+    /// released code stacks 4): the current window and the previous ones of the same
+    /// episode, zeros before its first step (as supersuit's `frame_stack`). The frames
+    /// enter the torso as extra channels.
+    pub frame_stack: u32,
     /// Players see the current tax rates and the position in the tax period (the
     /// Stackelberg followers know the leader's policy, as AI Economist agents see theirs).
     pub player_sees_tax: bool,
@@ -124,6 +132,7 @@ impl Default for TrainConfig {
             total_steps: 100_000_000,
             sampling_horizon: 200,
             torso: Torso::Mlp,
+            frame_stack: 1,
             player_sees_tax: true,
             checkpoint_interval: 25,
             keep_checkpoints: 3,
@@ -262,6 +271,12 @@ impl RunConfig {
         }
         if train.keep_checkpoints == 0 {
             return Err(invalid("train.keep_checkpoints", "must be at least 1"));
+        }
+        if !(1..=MAX_FRAMES).contains(&train.frame_stack) {
+            return Err(invalid(
+                "train.frame_stack",
+                format!("{} is outside 1..={MAX_FRAMES}", train.frame_stack),
+            ));
         }
         train.players.validate("players")?;
         train.principal.validate("principal")?;

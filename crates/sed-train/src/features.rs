@@ -91,12 +91,36 @@ fn cell_bytes(words: Tensor<2, Int>, cells: usize) -> Tensor<1, Int> {
         .reshape([rows * cells])
 }
 
+/// The stacked observations (`train.frame_stack`) `[rows, K · words]` of `obs` `[rows, words]` after `history`
+/// (oldest first); `obs` itself without a history.
+pub fn stack_frames(history: Option<&Tensor<3, Int>>, obs: Tensor<2, Int>) -> Tensor<2, Int> {
+    let Some(h) = history else {
+        return obs;
+    };
+    let [k, r, w] = h.dims();
+    Tensor::cat(vec![h.clone().swap_dims(0, 1).reshape([r, k * w]), obs], 1)
+}
+
+/// The history after a step that acted on `obs`: the oldest frame out, `obs` in. Queue it
+/// before the step: on the GPU the step overwrites the memory `obs` reads.
+pub fn push_frame(history: Tensor<3, Int>, obs: Tensor<2, Int>) -> Tensor<3, Int> {
+    let [k, r, w] = history.dims();
+    let obs = obs.reshape([1, r, w]);
+    if k == 1 {
+        obs
+    } else {
+        Tensor::cat(vec![history.narrow(0, 1, k - 1), obs], 0)
+    }
+}
+
 /// Builds the networks' inputs from env tensors; holds the device constants.
 #[derive(Clone, Debug)]
 pub struct Inputs {
     table: Tensor<2>,
     /// [`rgb_table`], when the players see RGB windows.
     rgb: Option<Tensor<2>>,
+    /// Observations stacked per player row (`train.frame_stack`).
+    frames: usize,
     /// `[players, player_extras]`: player-id one-hot and types.
     player_consts: Tensor<2>,
     /// For each player row of one step, its env (`[envs · players]`).
@@ -116,9 +140,16 @@ impl Inputs {
     }
 
     /// The inputs of `game` with `layout` on `device`; the players' windows are RGB
-    /// pictures when `rgb` is set.
+    /// pictures when `rgb` is set, and `frames` observations deep.
     #[must_use]
-    pub fn new(game: &Game, layout: Layout, sees_tax: bool, rgb: bool, device: &Device) -> Self {
+    pub fn new(
+        game: &Game,
+        layout: Layout,
+        sees_tax: bool,
+        rgb: bool,
+        frames: usize,
+        device: &Device,
+    ) -> Self {
         let n = layout.players;
         let with_trust = game.reward_form == RewardForm::ReleasedCode;
         let width = n + 1 + with_trust as usize;
@@ -137,6 +168,7 @@ impl Inputs {
         Self {
             table: Tensor::from_data(TensorData::new(channel_table(), [256, CHANNELS]), device),
             rgb: rgb.then(|| Tensor::from_data(TensorData::new(rgb_table(), [256, PATCH]), device)),
+            frames,
             player_consts: Tensor::from_data(TensorData::new(consts, [n, width]), device),
             env_of_row: Tensor::from_data(TensorData::new(env_of_row, [rows]), device),
             player_of_row: Tensor::from_data(TensorData::new(player_of_row, [rows]), device),
@@ -173,11 +205,33 @@ impl Inputs {
             .reshape([rows, cells, CHANNELS])
     }
 
-    /// The players' windows: `[rows, WINDOW_CELLS, CHANNELS]`, or with RGB windows
-    /// `[rows, 88 · 88, 3]` (pixels row-major, as [`sed_core::render::rgb_observations`]
-    /// lays them out, divided by 255).
+    /// Packed words per player row and frame.
+    #[must_use]
+    pub fn frame_words(&self) -> usize {
+        self.layout.obs_stride / 4
+    }
+
+    /// The players' windows from their stacked packed observations `[rows, frames ·
+    /// words]` (oldest frame first): `[rows, WINDOW_CELLS, frames · CHANNELS]`, or with
+    /// RGB windows `[rows, 88 · 88, frames · 3]` (pixels row-major, as
+    /// [`sed_core::render::rgb_observations`] lays them out, divided by 255). A cell's
+    /// channels are its frames' channels, oldest first.
     #[must_use]
     pub fn windows(&self, obs: Tensor<2, Int>) -> Tensor<3> {
+        if self.frames == 1 {
+            return self.frame_windows(obs);
+        }
+        let rows = obs.dims()[0];
+        let k = self.frames;
+        let one = self.frame_windows(obs.reshape([rows * k, self.frame_words()]));
+        let [_, cells, channels] = one.dims();
+        one.reshape([rows, k, cells, channels])
+            .swap_dims(1, 2)
+            .reshape([rows, cells, k * channels])
+    }
+
+    /// The windows of one frame per row.
+    fn frame_windows(&self, obs: Tensor<2, Int>) -> Tensor<3> {
         let Some(rgb) = &self.rgb else {
             return self.unpack(obs, WINDOW_CELLS);
         };
@@ -269,7 +323,7 @@ mod tests {
         }
         let rows = obs.len() / OBS_STRIDE;
         let dev = Device::flex();
-        let inputs = Inputs::new(&game, engine.layout(), false, true, &dev);
+        let inputs = Inputs::new(&game, engine.layout(), false, true, 1, &dev);
         let words: Vec<i32> = bytemuck::pod_collect_to_vec(&obs);
         let words =
             Tensor::<2, Int>::from_data(TensorData::new(words, [rows, OBS_STRIDE / 4]), &dev);
@@ -283,5 +337,84 @@ mod tests {
         assert_eq!(got.len(), want.len());
         let first_bad = got.iter().zip(&want).position(|(a, b)| a != b);
         assert_eq!(first_bad, None, "pixel value {first_bad:?} differs");
+    }
+
+    #[test]
+    fn frames_stack_oldest_first_and_enter_the_windows_as_channels() {
+        let dev = Device::flex();
+        let ints = |v: Vec<i32>, shape: [usize; 2]| {
+            Tensor::<2, Int>::from_data(TensorData::new(v, shape), &dev)
+        };
+        // 2 rows of 3 words; frames are filled with their frame number times 10 plus the row.
+        let frame = |k: i32| {
+            ints(
+                vec![10 * k, 10 * k, 10 * k, 10 * k + 1, 10 * k + 1, 10 * k + 1],
+                [2, 3],
+            )
+        };
+        let history = Tensor::stack::<3>(vec![frame(1), frame(2)], 0);
+        let stacked = stack_frames(Some(&history), frame(3));
+        let v: Vec<i32> = stacked.into_data().convert::<i32>().try_into_vec().unwrap();
+        assert_eq!(
+            v,
+            [
+                10, 10, 10, 20, 20, 20, 30, 30, 30, 11, 11, 11, 21, 21, 21, 31, 31, 31
+            ]
+        );
+        let pushed = push_frame(history, frame(3));
+        let v: Vec<i32> = pushed.into_data().convert::<i32>().try_into_vec().unwrap();
+        assert_eq!(v, [20, 20, 20, 21, 21, 21, 30, 30, 30, 31, 31, 31]);
+        assert_eq!(stack_frames(None, frame(4)).dims(), [2, 3]);
+
+        // Two frames of real windows: each cell's channels are frame 1's, then frame 2's.
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/smoke.toml");
+        let game = sed_core::config::Config::load(&path, &[])
+            .unwrap()
+            .resolve()
+            .unwrap()
+            .game;
+        let engine = sed_core::engine::Engine::new(game.clone(), 1);
+        let (mut state, mut out, mut actions) = engine.start().unwrap();
+        let words = |o: &[u8]| {
+            let w: Vec<i32> = bytemuck::pod_collect_to_vec(o);
+            let len = w.len();
+            Tensor::<2, Int>::from_data(
+                TensorData::new(w, [game.players as usize, len / game.players as usize]),
+                &dev,
+            )
+        };
+        let first = words(&out.obs);
+        actions
+            .players
+            .fill(sed_core::types::Action::Forward as u32);
+        let params = sed_core::engine::StepParams {
+            schedule: sed_core::principal::TaxSchedule::FULL,
+            welfare: sed_core::welfare::Welfare::Utilitarian,
+        };
+        engine
+            .step(&params, &actions, &mut state, &mut out)
+            .unwrap();
+        let second = words(&out.obs);
+        for rgb in [false, true] {
+            let one = Inputs::new(&game, engine.layout(), false, rgb, 1, &dev);
+            let two = Inputs::new(&game, engine.layout(), false, rgb, 2, &dev);
+            let both = two.windows(Tensor::cat(vec![first.clone(), second.clone()], 1));
+            let [rows, cells, channels] = both.dims();
+            let expected = Tensor::cat(
+                vec![one.windows(first.clone()), one.windows(second.clone())],
+                2,
+            );
+            assert_eq!(expected.dims(), [rows, cells, channels]);
+            let (a, b): (Vec<f32>, Vec<f32>) = (
+                both.into_data().convert::<f32>().try_into_vec().unwrap(),
+                expected
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec()
+                    .unwrap(),
+            );
+            assert_eq!(a, b, "rgb {rgb}");
+        }
     }
 }

@@ -130,9 +130,9 @@ const CNN_CHANNELS: usize = 32;
 const CNN_DENSE: usize = 64;
 
 impl Cnn {
-    fn new(extras: usize, device: &Device) -> Self {
+    fn new(channels: usize, extras: usize, device: &Device) -> Self {
         Self {
-            c1: conv(CHANNELS, CNN_CHANNELS, 5, device),
+            c1: conv(channels, CNN_CHANNELS, 5, device),
             c2: conv(CNN_CHANNELS, CNN_CHANNELS, 3, device),
             c3: conv(CNN_CHANNELS, CNN_CHANNELS, 3, device),
             dense: layer(
@@ -144,11 +144,11 @@ impl Cnn {
         }
     }
 
-    /// `window` `[rows, cells, CHANNELS]`, `extras` `[rows, X]` → `[rows, 64]`.
+    /// `window` `[rows, cells, channels]`, `extras` `[rows, X]` → `[rows, 64]`.
     fn forward(&self, window: Tensor<3>, extras: Tensor<2>) -> Tensor<2> {
-        let [rows, _, _] = window.dims();
+        let [rows, _, channels] = window.dims();
         let x = window
-            .reshape([rows, WINDOW_ROWS, WINDOW_COLS, CHANNELS])
+            .reshape([rows, WINDOW_ROWS, WINDOW_COLS, channels])
             .permute([0, 3, 1, 2]);
         let x = relu(self.c1.forward(x));
         let x = relu(self.c2.forward(x));
@@ -175,10 +175,10 @@ const RGB_DENSE: usize = 512;
 const RGB_PX: usize = WINDOW_COLS * sed_core::render::CELL_PX;
 
 impl RgbCnn {
-    fn new(extras: usize, device: &Device) -> Self {
+    fn new(channels: usize, extras: usize, device: &Device) -> Self {
         let valid = || PaddingConfig2d::Valid;
         Self {
-            c1: conv_with(3, 32, 8, 4, valid(), device),
+            c1: conv_with(channels, 32, 8, 4, valid(), device),
             c2: conv_with(32, 64, 4, 2, valid(), device),
             c3: conv_with(64, 64, 3, 1, valid(), device),
             dense: layer(
@@ -190,12 +190,12 @@ impl RgbCnn {
         }
     }
 
-    /// `window` `[rows, 88 · 88, 3]` (pixels row-major), `extras` `[rows, X]` →
+    /// `window` `[rows, 88 · 88, channels]` (pixels row-major), `extras` `[rows, X]` →
     /// `[rows, 512]`.
     fn forward(&self, window: Tensor<3>, extras: Tensor<2>) -> Tensor<2> {
-        let [rows, _, _] = window.dims();
+        let [rows, _, channels] = window.dims();
         let x = window
-            .reshape([rows, RGB_PX, RGB_PX, 3])
+            .reshape([rows, RGB_PX, RGB_PX, channels])
             .permute([0, 3, 1, 2]);
         let x = relu(self.c1.forward(x));
         let x = relu(self.c2.forward(x));
@@ -216,11 +216,13 @@ pub struct PlayerNet {
 }
 
 impl PlayerNet {
-    /// A network for windows of `cells` cells and `extras` extra inputs per player.
+    /// A network for windows of `cells` cells, `frames` observations deep, and `extras`
+    /// extra inputs per player.
     #[must_use]
     pub fn new(
         torso: Torso,
         cells: usize,
+        frames: usize,
         extras: usize,
         hidden: &[usize],
         actions: usize,
@@ -229,15 +231,15 @@ impl PlayerNet {
         let (mut mlp, mut cnn, mut rgb) = (None, None, None);
         let width = match torso {
             Torso::Mlp => {
-                mlp = Some(Mlp::new(cells * CHANNELS + extras, hidden, device));
+                mlp = Some(Mlp::new(cells * CHANNELS * frames + extras, hidden, device));
                 *hidden.last().expect("validated: at least one layer")
             }
             Torso::Cnn => {
-                cnn = Some(Cnn::new(extras, device));
+                cnn = Some(Cnn::new(CHANNELS * frames, extras, device));
                 CNN_DENSE
             }
             Torso::Rgb => {
-                rgb = Some(RgbCnn::new(extras, device));
+                rgb = Some(RgbCnn::new(3 * frames, extras, device));
                 RGB_DENSE
             }
         };
@@ -250,7 +252,7 @@ impl PlayerNet {
         }
     }
 
-    /// `window` `[rows, cells, CHANNELS]` (`[rows, 88 · 88, 3]` for the RGB torso, as
+    /// `window` `[rows, cells, frames · CHANNELS]` (`[rows, 88 · 88, frames · 3]` for the RGB torso, as
     /// [`crate::features::Inputs::windows`] gives them), `extras` `[rows, X]` → logits
     /// `[rows, 1, actions]` and values `[rows]`.
     pub fn forward(&self, window: Tensor<3>, extras: Tensor<2>) -> (Tensor<3>, Tensor<1>) {

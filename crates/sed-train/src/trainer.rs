@@ -38,7 +38,7 @@ use crate::checkpoint::{self, EnvSnapshot, TrainerState, env_file, write_atomic}
 use crate::config::{PpoConfig, RunConfig};
 use crate::device::{Devices, Picked};
 use crate::env::{CpuEnv, GpuEnv, Noise, VecEnv};
-use crate::features::Inputs;
+use crate::features::{Inputs, push_frame, stack_frames};
 use crate::metrics::Row;
 use crate::nets::{PlayerNet, PrincipalNet, materialise};
 use crate::policy::{choice_mask, sample};
@@ -154,6 +154,9 @@ struct Shard {
     /// The fixed tax's choices, `[envs · brackets]`, when it replaces the principal.
     fixed: Option<Tensor<1, Int>>,
     rng: ChaCha8Rng,
+    /// With `train.frame_stack` K > 1: the K − 1 previous observations of this episode,
+    /// `[K − 1, rows, words]`, oldest first (zeros before the episode's first step).
+    history: Option<Tensor<3, Int>>,
 }
 
 impl Shard {
@@ -176,6 +179,16 @@ impl Shard {
                 .fixed_choice()
                 .map(|c| Tensor::full([l.num_envs * l.brackets], c as i32, &dev)),
             rng: ChaCha8Rng::seed_from_u64(shuffle_seed.wrapping_add(rank as u64)),
+            history: (run.train.frame_stack > 1).then(|| {
+                Tensor::zeros(
+                    [
+                        run.train.frame_stack as usize - 1,
+                        l.num_envs * l.players,
+                        l.obs_stride / 4,
+                    ],
+                    &dev,
+                )
+            }),
             picked,
             env,
             dev,
@@ -228,7 +241,7 @@ fn make_env(
 fn rollout_bytes(run: &RunConfig, l: &sed_core::engine::Layout) -> (u64, u64) {
     let t = run.train.sampling_horizon as u64;
     let rows = (l.num_envs * l.players) as u64;
-    let obs = 4 * t * rows * (l.obs_stride / 4) as u64;
+    let obs = 4 * t * rows * (l.obs_stride / 4) as u64 * u64::from(run.train.frame_stack);
     // Per player row and step: action, log-prob, value, reward, advantage, return.
     let floats = 4 * t * rows * 6;
     let features = 4 * t * (l.num_envs * l.principal_features) as u64;
@@ -258,7 +271,7 @@ fn check_capacity(run: &RunConfig, l: &sed_core::engine::Layout, picked: &Picked
                 (4 * crate::features::PATCH) as u64
             } else {
                 cell_bytes
-            };
+            } * u64::from(run.train.frame_stack);
             for (field, samples, cells, mb, cell_bytes) in [
                 (
                     "train.players.minibatches",
@@ -390,11 +403,13 @@ impl Trainer {
         dev.seed(run.game.config.seed);
         let game = &run.game.game;
         let rgb = run.train.torso == crate::config::Torso::Rgb;
-        let inputs = Inputs::new(game, l, run.train.player_sees_tax, rgb, &dev);
+        let frames = run.train.frame_stack as usize;
+        let inputs = Inputs::new(game, l, run.train.player_sees_tax, rgb, frames, &dev);
         let train_dev = dev.clone().autodiff();
         let players = PlayerNet::new(
             run.train.torso,
             sed_core::obs::WINDOW_CELLS,
+            frames,
             inputs.player_extras(),
             &run.train.players.hidden,
             Action::COUNT as usize,
@@ -421,7 +436,14 @@ impl Trainer {
             let inputs = if rank == 0 {
                 inputs.clone()
             } else {
-                Inputs::new(game, l, run.train.player_sees_tax, rgb, &picked.burn())
+                Inputs::new(
+                    game,
+                    l,
+                    run.train.player_sees_tax,
+                    rgb,
+                    frames,
+                    &picked.burn(),
+                )
             };
             shards.push(Shard::new(&run, picked, rank, inputs, shuffle_seed)?);
         }
@@ -638,7 +660,12 @@ fn collect(
     let t_len = run.train.sampling_horizon as usize;
     let (e, n, b) = (l.num_envs, l.players, l.brackets);
     let r = e * n;
-    let (w, mw, f) = (l.obs_stride / 4, l.map_stride / 4, l.principal_features);
+    let frames = run.train.frame_stack as usize;
+    let (w, mw, f) = (
+        frames * l.obs_stride / 4,
+        l.map_stride / 4,
+        l.principal_features,
+    );
     let (period, episode_len) = (g.tax_period as u64, g.episode_len as u64);
     let round_len = period * g.round_periods as u64;
     let dev = sh.dev.clone();
@@ -667,13 +694,14 @@ fn collect(
         let t = tick % episode_len;
         let schedule = run.game.schedule(tick / episode_len);
         let obs = sh.env.obs();
+        let stacked = stack_frames(sh.history.as_ref(), obs.clone());
         let features = sh.env.principal_features();
-        let (window, extras) = player_inputs(&sh.inputs, obs.clone(), features.clone());
+        let (window, extras) = player_inputs(&sh.inputs, stacked.clone(), features.clone());
         let (logits, value) = policy.forward(window, extras);
         let noise = sh.env.noise(Noise::Players, tick as u32)?;
         let act = sample(logits.clone().reshape([r, Action::COUNT as usize]), noise);
         let (logp, _) = ppo::log_prob_entropy(logits, act.clone().reshape([r, 1]));
-        obs_buf = obs_buf.slice_assign([s..s + 1, 0..r, 0..w], obs.reshape([1, r, w]));
+        obs_buf = obs_buf.slice_assign([s..s + 1, 0..r, 0..w], stacked.reshape([1, r, w]));
         feat_buf =
             feat_buf.slice_assign([s..s + 1, 0..e, 0..f], features.clone().reshape([1, e, f]));
         actions.push(act.clone());
@@ -713,7 +741,10 @@ fn collect(
 
         let clock = Instant::now();
         let params = StepParams { schedule, welfare };
+        // Queued before the step, which overwrites the env's observation memory on the GPU.
+        let pushed = sh.history.take().map(|h| push_frame(h, obs));
         sh.env.step(act, choices, &params)?;
+        sh.history = pushed;
         let reward = sh.env.reward();
         if profile {
             sync(&reward);
@@ -732,9 +763,13 @@ fn collect(
         }
         if t == episode_len - 1 {
             // Truncation: bootstrap from the final observation, cut the trace.
-            let (window, extras) =
-                player_inputs(&sh.inputs, sh.env.final_obs(), sh.env.principal_features());
+            let last = stack_frames(sh.history.as_ref(), sh.env.final_obs());
+            let (window, extras) = player_inputs(&sh.inputs, last, sh.env.principal_features());
             finals.push((s, policy.value(window, extras)));
+            // The next episode starts with no past frames.
+            if let Some(h) = &mut sh.history {
+                *h = h.zeros_like();
+            }
             trace[s] = 0.0;
             episode_returns.push(sh.episode_return.clone().mean());
             sh.episode_return = sh.episode_return.clone().zeros_like();
@@ -753,7 +788,8 @@ fn collect(
     }
 
     let clock = Instant::now();
-    let (window, extras) = player_inputs(&sh.inputs, sh.env.obs(), sh.env.principal_features());
+    let next = stack_frames(sh.history.as_ref(), sh.env.obs());
+    let (window, extras) = player_inputs(&sh.inputs, next, sh.env.principal_features());
     let boot = policy.value(window, extras);
     let values_t = Tensor::stack::<2>(values, 0);
     let mut next: Vec<Tensor<1>> = (1..t_len)
@@ -1005,7 +1041,10 @@ impl Trainer {
         let l = self.shards[0].env.layout();
         let (e, n) = (l.num_envs, l.players);
         let [t_len, r] = ros[0].values.dims();
-        let (w, f) = (l.obs_stride / 4, l.principal_features);
+        let (w, f) = (
+            self.run.train.frame_stack as usize * l.obs_stride / 4,
+            l.principal_features,
+        );
         let rows = t_len * r;
         let mut batches = Vec::with_capacity(ros.len());
         let mut evs = Vec::with_capacity(ros.len());
@@ -1351,15 +1390,25 @@ impl Trainer {
         for rank in 0..self.shards.len() {
             let sh = &mut self.shards[rank];
             let (state, outputs) = sh.env.snapshot()?;
-            let tx = Transaction::default()
+            let mut tx = Transaction::default()
                 .register(sh.episode_return.clone())
                 .register(sh.round_return.clone());
+            if let Some(h) = &sh.history {
+                tx = tx.register(h.clone());
+            }
             let mut data = self.read(tx)?.into_iter();
             let snapshot = EnvSnapshot {
                 state,
                 outputs,
                 episode_return: floats(data.next().expect("registered"))?,
                 round_return: floats(data.next().expect("registered"))?,
+                history: match data.next() {
+                    Some(h) => h
+                        .convert::<i32>()
+                        .try_into_vec::<i32>()
+                        .map_err(|e| anyhow!("reading back the frame history: {e:?}"))?,
+                    None => Vec::new(),
+                },
             };
             write_atomic(&tmp.join(env_file(rank)), &snapshot.to_bytes())?;
         }
@@ -1485,6 +1534,16 @@ impl Trainer {
             }
             sh.episode_return = Tensor::from_floats(snap.episode_return.as_slice(), &sh.dev);
             sh.round_return = Tensor::from_floats(snap.round_return.as_slice(), &sh.dev);
+            if let Some(h) = &mut sh.history {
+                let dims = h.dims();
+                if snap.history.len() != dims.iter().product::<usize>() {
+                    bail!(
+                        "{}: the saved frame history does not fit train.frame_stack",
+                        ckpt.display()
+                    );
+                }
+                *h = Tensor::from_data(TensorData::new(snap.history, dims), &sh.dev);
+            }
             sh.rng = ChaCha8Rng::seed_from_u64(st.shuffle_seed.wrapping_add(rank as u64));
             sh.rng.set_word_pos(if rank == 0 {
                 st.shuffle_word_pos
@@ -1552,16 +1611,19 @@ impl Trainer {
         let (period, round_len) = (g.tax_period as u64, (g.tax_period * g.round_periods) as u64);
         let mut welfare = self.vote();
         let actions_n = Action::COUNT as usize;
+        let mut history = sh.history.as_ref().map(Tensor::zeros_like);
         for tick in 0..episodes as u64 * g.episode_len as u64 {
             if tick.is_multiple_of(round_len) {
                 welfare = self.vote();
             }
             let features = env.principal_features();
             let noise = env.noise(Noise::Players, tick as u32)?;
+            let obs = env.obs();
             let act = match players {
                 Actor::Trained => {
                     let (window, extras) = (
-                        sh.inputs.windows(env.obs()),
+                        sh.inputs
+                            .windows(stack_frames(history.as_ref(), obs.clone())),
                         sh.inputs.step_extras(features.clone()),
                     );
                     let (logits, _) = policy.forward(window, extras);
@@ -1599,6 +1661,14 @@ impl Trainer {
                 let noise = env.noise(Noise::Principal, tick as u32)?;
                 sample((logits + mask).reshape([e * b, CHOICES as usize]), noise)
             };
+            // Queued before the step, which overwrites the env's observations on the GPU.
+            history = history.map(|h| {
+                if (tick + 1).is_multiple_of(g.episode_len as u64) {
+                    h.zeros_like()
+                } else {
+                    push_frame(h, obs)
+                }
+            });
             env.step(act, choices, &StepParams { schedule, welfare })?;
             after_step(env.as_mut(), tick, &welfare)?;
         }

@@ -12,6 +12,7 @@ use sed_train::bridge::{flush, tensor_region};
 use sed_train::config::RunConfig;
 use sed_train::device::{DeviceChoice, Devices, Picked, pick, pick_gpus, shared_gpu};
 use sed_train::env::{CpuEnv, GpuEnv, Noise, VecEnv};
+use sed_train::features::{push_frame, stack_frames};
 use sed_train::nets::flat_params;
 use sed_train::policy::sample;
 use sed_train::trainer::Trainer;
@@ -279,4 +280,57 @@ fn two_gpu_devices_train_like_one_device_holding_both_halves() {
         assert_eq!(x["global_step"], y["global_step"]);
     }
     assert!(ra[2]["losses/approx_kl"] > 0.0, "the policy moved");
+}
+
+/// Frame stacking pushes each step's observation into the history before the step: on the
+/// GPU the step overwrites the memory an observation tensor reads, and work queued before
+/// the step must still see the observation the step acted on.
+#[test]
+fn a_frame_pushed_before_a_step_keeps_the_observation_the_step_acted_on() {
+    let run = smoke(&[]);
+    let (ctx, device) = shared_gpu().unwrap();
+    let envs = 2;
+    let mut env = GpuEnv::new(ctx, device.clone(), run.game.game.clone(), envs).unwrap();
+    env.reset().unwrap();
+    let l = env.layout();
+    let (rows, words) = (envs * l.players, l.obs_stride / 4);
+    let ints =
+        |t: Tensor<2, Int>| -> Vec<i32> { t.into_data().convert::<i32>().try_into_vec().unwrap() };
+    let params = StepParams {
+        schedule: TaxSchedule::FULL,
+        welfare: run.game.vote(),
+    };
+    let mut history = Tensor::<3, Int>::zeros([2, rows, words], &device);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let obs = env.obs();
+        seen.push(ints(obs.clone()));
+        history = push_frame(history, obs);
+        let forward = sed_core::types::Action::Forward as i32;
+        env.step(
+            Tensor::full([rows], forward, &device),
+            Tensor::full(
+                [envs * l.brackets],
+                sed_core::principal::KEEP as i32,
+                &device,
+            ),
+            &params,
+        )
+        .unwrap();
+    }
+    assert_ne!(
+        seen[1], seen[2],
+        "the players moved, so the observations changed"
+    );
+    let stacked = ints(stack_frames(Some(&history), env.obs()));
+    let rows_of = |v: &[i32], r: usize| v[r * words..(r + 1) * words].to_vec();
+    let now = ints(env.obs());
+    for r in 0..rows {
+        let expected = [rows_of(&seen[1], r), rows_of(&seen[2], r), rows_of(&now, r)].concat();
+        assert_eq!(
+            stacked[r * 3 * words..(r + 1) * 3 * words],
+            expected[..],
+            "row {r}"
+        );
+    }
 }

@@ -155,14 +155,15 @@ fn the_same_seed_gives_the_same_run_on_the_cpu() {
 
 /// Runs 5 iterations uninterrupted and interrupted after 3 (resumed from the checkpoint
 /// of iteration 2) on `devices()`; the metrics must agree.
-fn resume_matches(devices: impl Fn() -> Devices, tag: &str) {
-    let o = [
+fn resume_matches(devices: impl Fn() -> Devices, tag: &str, extra: &[&str]) {
+    let base = [
         "train.sampling_horizon=20",
         "train.total_steps=800",
         "train.checkpoint_interval=2",
         "train.players.hidden=[32]",
         "train.principal.hidden=[16]",
     ];
+    let o: Vec<&str> = base.iter().chain(extra).copied().collect();
     // Uninterrupted: 5 iterations (800 / (8 envs x 20 steps)).
     let a_dir = temp_dir(&format!("uninterrupted-{tag}"));
     let mut a = Session::start(run_config(&o), devices(), &a_dir).unwrap();
@@ -212,7 +213,18 @@ fn resume_matches(devices: impl Fn() -> Devices, tag: &str) {
 
 #[test]
 fn resume_continues_as_an_uninterrupted_run() {
-    resume_matches(|| Picked::Cpu.into(), "one");
+    resume_matches(|| Picked::Cpu.into(), "one", &[]);
+    // With stacked frames, the frames of the episode in progress are in the checkpoint.
+    // (10-step rollouts: the checkpoint of iteration 2 falls inside a 40-step episode.)
+    resume_matches(
+        || Picked::Cpu.into(),
+        "frames",
+        &[
+            "train.frame_stack=3",
+            "train.sampling_horizon=10",
+            "train.total_steps=400",
+        ],
+    );
 }
 
 /// Two devices (both the CPU here; `gpu_path.rs` has two GPU devices) split the envs; a
@@ -221,7 +233,7 @@ fn resume_continues_as_an_uninterrupted_run() {
 #[test]
 fn a_run_on_two_devices_resumes_as_an_uninterrupted_run() {
     let two = || Devices(vec![Picked::Cpu, Picked::Cpu]);
-    resume_matches(two, "two");
+    resume_matches(two, "two", &[]);
 
     let dir = temp_dir("two-devices");
     let o = ["train.sampling_horizon=20", "train.players.hidden=[16]"];
@@ -1577,12 +1589,14 @@ fn gpus_trains_one_run_on_two_devices_and_bench_measures_its_scaling() {
 }
 
 /// Each players' torso trains: the symbolic MLP and CNN, and the CNN on RGB windows
-/// (SPEC §3's fidelity option) rendered on the device.
+/// (SPEC §3's fidelity option) rendered on the device; with stacked frames too.
 #[test]
 fn every_players_torso_trains() {
-    for torso in ["mlp", "cnn", "rgb"] {
+    // The released code's fidelity setting is RGB with 4 frames.
+    for (torso, frames) in [("mlp", 1), ("cnn", 1), ("rgb", 1), ("mlp", 3), ("rgb", 4)] {
         let run = run_config(&[
             &format!("train.torso=\"{torso}\""),
+            &format!("train.frame_stack={frames}"),
             "env.num_envs=2",
             "train.sampling_horizon=10",
             "train.players.minibatches=2",
@@ -1600,7 +1614,7 @@ fn every_players_torso_trains() {
         for key in ["losses/policy_loss", "losses/value_loss", "losses/entropy"] {
             assert!(row[key].is_finite(), "{torso}: {key} = {}", row[key]);
         }
-        if torso == "rgb" {
+        if torso == "rgb" && frames == 1 {
             // conv 3·32·8·8 + 32 → … → dense (64·7·7 + extras)·512: the released code's shapes.
             assert!(before.len() > 64 * 7 * 7 * 512, "{}", before.len());
         }
