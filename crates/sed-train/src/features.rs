@@ -304,16 +304,21 @@ mod tests {
         assert_eq!(row(2 << bits::FACING_SHIFT), &[0.0; CHANNELS]);
     }
 
-    #[test]
-    fn rgb_windows_are_the_renderers_pictures() {
-        use sed_core::obs::OBS_STRIDE;
+    /// The game of `configs/smoke.toml`.
+    fn smoke_game() -> Game {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/smoke.toml");
-        let game = sed_core::config::Config::load(&path, &[])
+        sed_core::config::Config::load(&path, &[])
             .unwrap()
             .resolve()
             .unwrap()
-            .game;
+            .game
+    }
+
+    #[test]
+    fn rgb_windows_are_the_renderers_pictures() {
+        use sed_core::obs::OBS_STRIDE;
+        let game = smoke_game();
         let engine = sed_core::engine::Engine::new(game.clone(), 2);
         let (_, out, _) = engine.start().unwrap();
         // The engine's first observations, then windows holding every byte value.
@@ -367,13 +372,7 @@ mod tests {
         assert_eq!(stack_frames(None, frame(4)).dims(), [2, 3]);
 
         // Two frames of real windows: each cell's channels are frame 1's, then frame 2's.
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/smoke.toml");
-        let game = sed_core::config::Config::load(&path, &[])
-            .unwrap()
-            .resolve()
-            .unwrap()
-            .game;
+        let game = smoke_game();
         let engine = sed_core::engine::Engine::new(game.clone(), 1);
         let (mut state, mut out, mut actions) = engine.start().unwrap();
         let words = |o: &[u8]| {
