@@ -211,6 +211,12 @@ impl Inputs {
         self.layout.obs_stride / 4
     }
 
+    /// Packed words per player row with every frame: what [`Inputs::windows`] takes.
+    #[must_use]
+    pub fn words(&self) -> usize {
+        self.frames * self.frame_words()
+    }
+
     /// The players' windows from their stacked packed observations `[rows, frames ·
     /// words]` (oldest frame first): `[rows, WINDOW_CELLS, frames · CHANNELS]`, or with
     /// RGB windows `[rows, 88 · 88, frames · 3]` (pixels row-major, as

@@ -116,27 +116,32 @@ impl Mlp {
     }
 }
 
-/// SocialJax's Commons Harvest CNN: conv 32·5×5 → 32·3×3 → 32·3×3 (same padding), then
-/// dense 64 on the flattened maps and the player's extra inputs.
+/// A convolutional torso on a square window: three ReLU convolutions, then a dense ReLU
+/// layer on the flattened maps and the player's extra inputs.
 #[derive(Module, Debug)]
-pub struct Cnn {
+pub struct ConvTorso {
     c1: Conv2d,
     c2: Conv2d,
     c3: Conv2d,
     dense: Linear,
 }
 
-const CNN_CHANNELS: usize = 32;
+/// Width of the SocialJax torso's output.
 const CNN_DENSE: usize = 64;
+/// Width of the released code's torso's output.
+const RGB_DENSE: usize = 512;
 
-impl Cnn {
-    fn new(channels: usize, extras: usize, device: &Device) -> Self {
+impl ConvTorso {
+    /// SocialJax's Commons Harvest CNN on the 11 × 11 symbolic window: conv 32·5×5 →
+    /// 32·3×3 → 32·3×3 (same padding), then dense 64.
+    fn socialjax(channels: usize, extras: usize, device: &Device) -> Self {
+        const C: usize = 32;
         Self {
-            c1: conv(channels, CNN_CHANNELS, 5, device),
-            c2: conv(CNN_CHANNELS, CNN_CHANNELS, 3, device),
-            c3: conv(CNN_CHANNELS, CNN_CHANNELS, 3, device),
+            c1: conv(channels, C, 5, device),
+            c2: conv(C, C, 3, device),
+            c3: conv(C, C, 3, device),
             dense: layer(
-                CNN_CHANNELS * WINDOW_ROWS * WINDOW_COLS + extras,
+                C * WINDOW_ROWS * WINDOW_COLS + extras,
                 CNN_DENSE,
                 std::f64::consts::SQRT_2,
                 device,
@@ -144,38 +149,10 @@ impl Cnn {
         }
     }
 
-    /// `window` `[rows, cells, channels]`, `extras` `[rows, X]` → `[rows, 64]`.
-    fn forward(&self, window: Tensor<3>, extras: Tensor<2>) -> Tensor<2> {
-        let [rows, _, channels] = window.dims();
-        let x = window
-            .reshape([rows, WINDOW_ROWS, WINDOW_COLS, channels])
-            .permute([0, 3, 1, 2]);
-        let x = relu(self.c1.forward(x));
-        let x = relu(self.c2.forward(x));
-        let x = relu(self.c3.forward(x));
-        let flat = x.reshape([rows, CNN_CHANNELS * WINDOW_ROWS * WINDOW_COLS]);
-        relu(self.dense.forward(Tensor::cat(vec![flat, extras], 1)))
-    }
-}
-
-/// The released code's CNN (CleanRL's Atari torso) on SPEC §3's RGB window, 88 × 88 × 3
-/// scaled to [0, 1]: conv 32·8×8 stride 4 → 64·4×4 stride 2 → 64·3×3 stride 1 (no padding:
-/// 21², 9², 7²), then dense 512 on the flattened maps and the player's extra inputs.
-#[derive(Module, Debug)]
-pub struct RgbCnn {
-    c1: Conv2d,
-    c2: Conv2d,
-    c3: Conv2d,
-    dense: Linear,
-}
-
-/// Width of [`RgbCnn`]'s output.
-const RGB_DENSE: usize = 512;
-/// Pixels per side of an RGB window.
-const RGB_PX: usize = WINDOW_COLS * sed_core::render::CELL_PX;
-
-impl RgbCnn {
-    fn new(channels: usize, extras: usize, device: &Device) -> Self {
+    /// The released code's CNN (CleanRL's Atari torso) on SPEC §3's RGB window, 88 × 88,
+    /// scaled to [0, 1]: conv 32·8×8 stride 4 → 64·4×4 stride 2 → 64·3×3 stride 1 (no
+    /// padding: 21², 9², 7²), then dense 512.
+    fn released(channels: usize, extras: usize, device: &Device) -> Self {
         let valid = || PaddingConfig2d::Valid;
         Self {
             c1: conv_with(channels, 32, 8, 4, valid(), device),
@@ -190,17 +167,20 @@ impl RgbCnn {
         }
     }
 
-    /// `window` `[rows, 88 · 88, channels]` (pixels row-major), `extras` `[rows, X]` →
-    /// `[rows, 512]`.
+    /// `window` `[rows, side², channels]` (cells or pixels row-major), `extras` `[rows, X]`
+    /// → `[rows, dense]`.
     fn forward(&self, window: Tensor<3>, extras: Tensor<2>) -> Tensor<2> {
-        let [rows, _, channels] = window.dims();
+        let [rows, cells, channels] = window.dims();
+        let side = cells.isqrt();
+        debug_assert_eq!(side * side, cells, "a square window");
         let x = window
-            .reshape([rows, RGB_PX, RGB_PX, channels])
+            .reshape([rows, side, side, channels])
             .permute([0, 3, 1, 2]);
         let x = relu(self.c1.forward(x));
         let x = relu(self.c2.forward(x));
         let x = relu(self.c3.forward(x));
-        let flat = x.reshape([rows, 64 * 7 * 7]);
+        let [_, c, h, w] = x.dims();
+        let flat = x.reshape([rows, c * h * w]);
         relu(self.dense.forward(Tensor::cat(vec![flat, extras], 1)))
     }
 }
@@ -209,8 +189,7 @@ impl RgbCnn {
 #[derive(Module, Debug)]
 pub struct PlayerNet {
     mlp: Option<Mlp>,
-    cnn: Option<Cnn>,
-    rgb: Option<RgbCnn>,
+    cnn: Option<ConvTorso>,
     actor: Linear,
     critic: Linear,
 }
@@ -228,25 +207,24 @@ impl PlayerNet {
         actions: usize,
         device: &Device,
     ) -> Self {
-        let (mut mlp, mut cnn, mut rgb) = (None, None, None);
+        let (mut mlp, mut cnn) = (None, None);
         let width = match torso {
             Torso::Mlp => {
                 mlp = Some(Mlp::new(cells * CHANNELS * frames + extras, hidden, device));
                 *hidden.last().expect("validated: at least one layer")
             }
             Torso::Cnn => {
-                cnn = Some(Cnn::new(CHANNELS * frames, extras, device));
+                cnn = Some(ConvTorso::socialjax(CHANNELS * frames, extras, device));
                 CNN_DENSE
             }
             Torso::Rgb => {
-                rgb = Some(RgbCnn::new(3 * frames, extras, device));
+                cnn = Some(ConvTorso::released(3 * frames, extras, device));
                 RGB_DENSE
             }
         };
         Self {
             mlp,
             cnn,
-            rgb,
             actor: layer(width, actions, 0.01, device),
             critic: layer(width, 1, 1.0, device),
         }
@@ -257,14 +235,13 @@ impl PlayerNet {
     /// `[rows, 1, actions]` and values `[rows]`.
     pub fn forward(&self, window: Tensor<3>, extras: Tensor<2>) -> (Tensor<3>, Tensor<1>) {
         let [rows, cells, channels] = window.dims();
-        let h = match (&self.mlp, &self.cnn, &self.rgb) {
-            (Some(mlp), _, _) => mlp.forward(Tensor::cat(
+        let h = match (&self.mlp, &self.cnn) {
+            (Some(mlp), _) => mlp.forward(Tensor::cat(
                 vec![window.reshape([rows, cells * channels]), extras],
                 1,
             )),
-            (None, Some(cnn), _) => cnn.forward(window, extras),
-            (None, None, Some(rgb)) => rgb.forward(window, extras),
-            (None, None, None) => unreachable!("a player network has a torso"),
+            (None, Some(cnn)) => cnn.forward(window, extras),
+            (None, None) => unreachable!("a player network has a torso"),
         };
         heads(&self.actor, &self.critic, h, 1)
     }

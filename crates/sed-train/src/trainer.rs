@@ -184,7 +184,7 @@ impl Shard {
                     [
                         run.train.frame_stack as usize - 1,
                         l.num_envs * l.players,
-                        l.obs_stride / 4,
+                        inputs.frame_words(),
                     ],
                     &dev,
                 )
@@ -208,8 +208,6 @@ impl Shard {
 pub struct Trainer {
     run: RunConfig,
     shards: Vec<Shard>,
-    /// The first device, which holds the networks.
-    dev: Device,
     players: PlayerNet,
     principal: PrincipalNet,
     opt_players: Adam,
@@ -458,7 +456,6 @@ impl Trainer {
             profile: None,
             run,
             shards,
-            dev,
             players,
             principal,
         })
@@ -498,6 +495,11 @@ impl Trainer {
                 )
             }
         }
+    }
+
+    /// The first device, which holds the networks and the optimizers.
+    fn dev(&self) -> &Device {
+        &self.shards[0].dev
     }
 
     /// Devices the run's envs are split over.
@@ -660,12 +662,7 @@ fn collect(
     let t_len = run.train.sampling_horizon as usize;
     let (e, n, b) = (l.num_envs, l.players, l.brackets);
     let r = e * n;
-    let frames = run.train.frame_stack as usize;
-    let (w, mw, f) = (
-        frames * l.obs_stride / 4,
-        l.map_stride / 4,
-        l.principal_features,
-    );
+    let (w, mw, f) = (sh.inputs.words(), l.map_stride / 4, l.principal_features);
     let (period, episode_len) = (g.tax_period as u64, g.episode_len as u64);
     let round_len = period * g.round_periods as u64;
     let dev = sh.dev.clone();
@@ -1032,7 +1029,7 @@ fn ids_of(indices: impl Iterator<Item = usize>, device: &Device) -> Tensor<1, In
 impl Trainer {
     /// The mean over devices of one `[1]` tensor per device, on the first device.
     fn mean_over(&self, parts: Vec<Tensor<1>>) -> Tensor<1> {
-        let parts: Vec<Tensor<1>> = parts.into_iter().map(|t| t.to_device(&self.dev)).collect();
+        let parts: Vec<Tensor<1>> = parts.into_iter().map(|t| t.to_device(self.dev())).collect();
         Tensor::cat(parts, 0).mean()
     }
 
@@ -1041,10 +1038,7 @@ impl Trainer {
         let l = self.shards[0].env.layout();
         let (e, n) = (l.num_envs, l.players);
         let [t_len, r] = ros[0].values.dims();
-        let (w, f) = (
-            self.run.train.frame_stack as usize * l.obs_stride / 4,
-            l.principal_features,
-        );
+        let (w, f) = (self.shards[0].inputs.words(), l.principal_features);
         let rows = t_len * r;
         let mut batches = Vec::with_capacity(ros.len());
         let mut evs = Vec::with_capacity(ros.len());
@@ -1111,7 +1105,13 @@ impl Trainer {
         );
         let mut batches = Vec::with_capacity(ros.len());
         let mut evs = Vec::with_capacity(ros.len());
-        let mut steps = Vec::new();
+        // Every device decides on the same steps.
+        let steps = ros[0]
+            .principal
+            .as_ref()
+            .expect("a principal rollout")
+            .steps
+            .clone();
         for (sh, ro) in self.shards.iter().zip(ros) {
             let p = ro
                 .principal
@@ -1144,7 +1144,6 @@ impl Trainer {
                 sh.inputs.clone(),
                 sh.dev.clone(),
             ));
-            steps.clone_from(&p.steps);
         }
         let rows = steps.len() * e;
         let ev = self.mean_over(evs);
@@ -1221,7 +1220,7 @@ impl Trainer {
                 sh.env
                     .principal_features()
                     .narrow(1, n, b)
-                    .to_device(&self.dev)
+                    .to_device(self.dev())
             })
             .collect();
         parts.push(Tensor::cat(rates, 0).mean_dim(0).reshape([b]));
@@ -1517,9 +1516,9 @@ impl Trainer {
             std::fs::read(ckpt.join(name))
                 .with_context(|| format!("reading {}", ckpt.join(name).display()))
         };
-        t.opt_players.load_bytes(&read("players.adam")?, &t.dev)?;
-        t.opt_principal
-            .load_bytes(&read("principal.adam")?, &t.dev)?;
+        let dev = t.dev().clone();
+        t.opt_players.load_bytes(&read("players.adam")?, &dev)?;
+        t.opt_principal.load_bytes(&read("principal.adam")?, &dev)?;
         for (rank, sh) in t.shards.iter_mut().enumerate() {
             let snap = EnvSnapshot::from_bytes(&read(&env_file(rank))?)?;
             sh.env.restore(&snap.state, &snap.outputs)?;
@@ -1629,8 +1628,8 @@ impl Trainer {
                     let (logits, _) = policy.forward(window, extras);
                     sample(logits.reshape([r, actions_n]), noise)
                 }
-                Actor::Uniform => sample(Tensor::zeros([r, actions_n], &self.dev), noise),
-                Actor::Fixed(_) => Tensor::zeros([r], &self.dev),
+                Actor::Uniform => sample(Tensor::zeros([r, actions_n], &sh.dev), noise),
+                Actor::Fixed(_) => Tensor::zeros([r], &sh.dev),
             };
             let decision = tick.is_multiple_of(period) && schedule.principal_learns;
             let choices = if !decision {
@@ -1649,11 +1648,11 @@ impl Trainer {
                             .forward(sh.inputs.principal_map(env.principal_map()), features)
                             .0
                     }
-                    Actor::Uniform => Tensor::zeros([e, b, CHOICES as usize], &self.dev),
+                    Actor::Uniform => Tensor::zeros([e, b, CHOICES as usize], &sh.dev),
                     Actor::Fixed(c) => {
                         let mut v = vec![0.0f32; CHOICES as usize];
                         v[c as usize] = 1e9;
-                        Tensor::<1>::from_floats(v.as_slice(), &self.dev)
+                        Tensor::<1>::from_floats(v.as_slice(), &sh.dev)
                             .reshape([1, 1, CHOICES as usize])
                             .expand([e, b, CHOICES as usize])
                     }

@@ -131,6 +131,15 @@ fn timeless(mut row: Row) -> Row {
     row
 }
 
+/// The rows of a run's `metrics.csv`, without the wall-clock columns.
+fn timeless_rows(metrics: &Path) -> Vec<Row> {
+    read_csv(metrics)
+        .unwrap()
+        .into_iter()
+        .map(timeless)
+        .collect()
+}
+
 #[test]
 fn the_same_seed_gives_the_same_run_on_the_cpu() {
     let go = |seed: &str| {
@@ -187,13 +196,7 @@ fn resume_matches(devices: impl Fn() -> Devices, tag: &str, extra: &[&str]) {
     while !b.done() {
         b.step(|_| {}).unwrap();
     }
-    let rows = |d: &Path| -> Vec<Row> {
-        read_csv(&d.join("metrics.csv"))
-            .unwrap()
-            .into_iter()
-            .map(timeless)
-            .collect()
-    };
+    let rows = |d: &Path| timeless_rows(&d.join("metrics.csv"));
     let (ra, rb) = (rows(&a_dir), rows(&b_dir));
     assert_eq!(ra.len(), 5);
     assert_eq!(
@@ -1267,13 +1270,7 @@ fn a_sweep_entry_killed_mid_run_resumes_and_ends_like_an_uninterrupted_one() {
         "killed before the end: {before} of 30 iterations"
     );
     assert!(run_entry(&killed).wait().unwrap().success());
-    let rows = |d: &Path| -> Vec<Row> {
-        read_csv(&d.join("long/a/seed-5/metrics.csv"))
-            .unwrap()
-            .into_iter()
-            .map(timeless)
-            .collect()
-    };
+    let rows = |d: &Path| timeless_rows(&d.join("long/a/seed-5/metrics.csv"));
     let (a, b) = (rows(&whole), rows(&killed));
     assert_eq!(a.len(), 30);
     assert_eq!(

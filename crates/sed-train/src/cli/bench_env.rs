@@ -406,60 +406,58 @@ pub fn run(args: BenchArgs) -> Result<()> {
     sed_train::checkpoint::write_atomic(&args.csv, csv.as_bytes())?;
     println!("wrote {}", args.csv.display());
     let maps = tilings.len() > 1;
-    let mut charts = vec![Chart {
-        title: "engine throughput".into(),
-        x_label: "envs".into(),
-        y_label: "env-steps/s".into(),
+    // Map sizes in the labels only when they vary.
+    let cells = |c: usize| {
+        if maps {
+            format!(", {c} cells")
+        } else {
+            String::new()
+        }
+    };
+    let log_log = |title: &str, x_label: &str, y_label: &str, series| Chart {
+        title: title.into(),
+        x_label: x_label.into(),
+        y_label: y_label.into(),
         log_x: true,
         log_y: true,
-        series: lines(
+        series,
+    };
+    let mut charts = vec![log_log(
+        "engine throughput",
+        "envs",
+        "env-steps/s",
+        lines(
             &measured,
-            |&(e, n, _, cells, _)| (e, (n, cells)),
+            |&(e, n, _, c, _)| (e, (n, c)),
             |&(_, _, envs, _, rate)| (envs as f64, rate),
-            |(e, (n, cells))| {
-                if maps {
-                    format!("{e}, {n} players, {cells} cells")
-                } else {
-                    format!("{e}, {n} players")
-                }
-            },
+            |(e, (n, c))| format!("{e}, {n} players{}", cells(c)),
         ),
-    }];
+    )];
     if players.len() > 1 {
-        charts.push(Chart {
-            title: "cost against players per env".into(),
-            x_label: "players per env".into(),
-            y_label: "agent-steps/s".into(),
-            log_x: true,
-            log_y: true,
-            series: lines(
+        charts.push(log_log(
+            "cost against players per env",
+            "players per env",
+            "agent-steps/s",
+            lines(
                 &measured,
-                |&(e, _, envs, cells, _)| (e, (envs, cells)),
+                |&(e, _, envs, c, _)| (e, (envs, c)),
                 |&(_, n, _, _, rate)| (f64::from(n), rate * f64::from(n)),
-                |(e, (envs, cells))| {
-                    if maps {
-                        format!("{e}, {envs} envs, {cells} cells")
-                    } else {
-                        format!("{e}, {envs} envs")
-                    }
-                },
+                |(e, (envs, c))| format!("{e}, {envs} envs{}", cells(c)),
             ),
-        });
+        ));
     }
     if maps {
-        charts.push(Chart {
-            title: "cost against map size".into(),
-            x_label: "map cells".into(),
-            y_label: "env-steps/s".into(),
-            log_x: true,
-            log_y: true,
-            series: lines(
+        charts.push(log_log(
+            "cost against map size",
+            "map cells",
+            "env-steps/s",
+            lines(
                 &measured,
                 |&(e, n, envs, _, _)| (e, (n, envs)),
-                |&(_, _, _, cells, rate)| (cells as f64, rate),
+                |&(_, _, _, c, rate)| (c as f64, rate),
                 |(e, (n, envs))| format!("{e}, {n} players, {envs} envs"),
             ),
-        });
+        ));
     }
     write_png(&args.plot, &charts, charts.len(), (640, 440))?;
     println!("wrote {}", args.plot.display());
